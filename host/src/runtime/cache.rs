@@ -1,0 +1,66 @@
+//! The `cache` import's storage: a key/value map per connection. In memory
+//! here; the engine backs it with the store so it survives restarts.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Per-connection cache. `scope` is the connection id: guests never choose it.
+pub trait ConnectorCache: Send + Sync + 'static {
+    fn get(&self, scope: &str, key: &str) -> Option<String>;
+    fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration);
+}
+
+/// Bounded in-memory cache with expiry.
+#[derive(Debug)]
+pub struct MemoryCache {
+    entries: Mutex<HashMap<(String, String), (String, Instant)>>,
+    max_entries: usize,
+}
+
+impl MemoryCache {
+    pub fn new(max_entries: usize) -> Self {
+        MemoryCache { entries: Mutex::new(HashMap::new()), max_entries }
+    }
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl ConnectorCache for MemoryCache {
+    fn get(&self, scope: &str, key: &str) -> Option<String> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (value, expires) = entries.get(&(scope.to_string(), key.to_string()))?;
+        (*expires > Instant::now()).then(|| value.clone())
+    }
+
+    fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if entries.len() >= self.max_entries {
+            entries.retain(|_, (_, expires)| *expires > now);
+            if entries.len() >= self.max_entries {
+                return; // Full of live entries: a cache may forget, it must not grow without bound.
+            }
+        }
+        entries.insert((scope.to_string(), key.to_string()), (value.to_string(), now + ttl));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_isolated_and_entries_expire() {
+        let cache = MemoryCache::new(10);
+        cache.set("conn_a", "tag:x", "16", Duration::from_secs(60));
+        assert_eq!(cache.get("conn_a", "tag:x").as_deref(), Some("16"));
+        assert_eq!(cache.get("conn_b", "tag:x"), None);
+        cache.set("conn_a", "old", "1", Duration::ZERO);
+        assert_eq!(cache.get("conn_a", "old"), None);
+    }
+}

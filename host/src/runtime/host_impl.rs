@@ -1,0 +1,353 @@
+//! The host side of the WIT imports: `http.send` (egress policy, secret
+//! substitution, limits, recording), `cache`, `crypto`, `secrets` and `log`.
+//! One [`InvocationState`] lives in each invocation's `Store` and is dropped
+//! with it, so nothing leaks between invocations.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::SandboxLimits;
+use super::bindings::{cache, crypto, http, log, secrets, types};
+use super::transport::{OutboundRequest, Transport, TransportError};
+use crate::attempt::{LogLine, Step, StepError, StepRequest, StepResponse, header_map};
+use crate::egress::EgressPolicy;
+use crate::outcome::Violation;
+use crate::runtime::cache::ConnectorCache;
+use crate::secrets::{SecretSet, redact_header};
+
+const RECORDED_BODY_BYTES: usize = 4096;
+const MAX_LOG_LINES: usize = 100;
+const MAX_LOG_LINE_BYTES: usize = 2048;
+const MAX_CACHE_KEY_BYTES: usize = 512;
+const MAX_CACHE_VALUE_BYTES: usize = 64 << 10;
+const MAX_CACHE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Who is running, for logs and cache scoping.
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    pub connector: String,
+    pub version: String,
+    pub workspace: String,
+    pub delivery: String,
+}
+
+/// Everything one invocation's imports may touch.
+pub struct InvocationIo {
+    pub transport: Arc<dyn Transport>,
+    pub egress: Arc<EgressPolicy>,
+    pub allowed_hosts: Arc<[String]>,
+    pub secrets: Arc<SecretSet>,
+    pub cache: Arc<dyn ConnectorCache>,
+    /// The connection id: the cache's namespace.
+    pub cache_scope: String,
+    pub limits: Arc<SandboxLimits>,
+    pub labels: Labels,
+}
+
+/// Store data for one invocation.
+pub struct InvocationState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limits: StoreLimits,
+    pub(super) io: InvocationIo,
+    pub(super) steps: Vec<Step>,
+    pub(super) logs: Vec<LogLine>,
+    pub(super) violation: Option<Violation>,
+    requests: u32,
+    /// Epoch ticks charged to the guest (its CPU budget).
+    pub(super) ticks: u64,
+    /// The next epoch callback follows a host call: its tick was spent
+    /// waiting on the host, not computing, so it is not charged.
+    pub(super) resumed_from_host: bool,
+}
+
+impl InvocationState {
+    pub fn new(io: InvocationIo) -> Self {
+        // No preopened directories, environment, arguments, stdio or network:
+        // WASI is there so a std guest links; it reaches nothing through it.
+        // The builder's defaults already deny TCP, UDP and name lookups; say
+        // so explicitly so a wasmtime upgrade cannot quietly change it.
+        let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(io.limits.memory_bytes)
+            .table_elements(100_000)
+            .instances(32)
+            .tables(32)
+            .memories(16)
+            .trap_on_grow_failure(true)
+            .build();
+        InvocationState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            io,
+            steps: Vec::new(),
+            logs: Vec::new(),
+            violation: None,
+            requests: 0,
+            ticks: 0,
+            resumed_from_host: false,
+        }
+    }
+
+    fn violate(&mut self, v: Violation) {
+        // The first violation is the one that explains the attempt.
+        self.violation.get_or_insert(v);
+    }
+
+    /// Validate, police, substitute and execute one request.
+    async fn execute(&mut self, req: &types::Request, record: &mut Step) -> Result<types::Response, types::SendError> {
+        use types::SendError as E;
+        let limits = self.io.limits.clone();
+        self.requests += 1;
+        if self.requests > limits.max_requests {
+            let msg = format!("more than {} HTTP requests in one invocation", limits.max_requests);
+            self.violate(Violation::Limit(msg.clone()));
+            return Err(E::LimitExceeded(msg));
+        }
+        let body_len = req.body.as_ref().map_or(0, Vec::len);
+        if body_len > limits.max_request_body {
+            let msg = format!("request body of {body_len} bytes exceeds the {} byte limit", limits.max_request_body);
+            self.violate(Violation::Limit(msg.clone()));
+            return Err(E::LimitExceeded(msg));
+        }
+        let method = ::http::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+            .ok()
+            .filter(|m| matches!(m.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD"))
+            .ok_or_else(|| E::Invalid(format!("method `{}` is not supported", req.method)))?;
+
+        let secrets = self.io.secrets.clone();
+        let url_text = secrets.substitute_str(&req.url).map_err(|e| E::Invalid(e.to_string()))?;
+        let url = url::Url::parse(&url_text).map_err(|e| {
+            // The parse error never quotes the URL, which may hold a secret.
+            E::Invalid(format!("URL `{}` is not valid: {e}", req.url))
+        })?;
+        if let Err(denied) = self.io.egress.check_url(&url, &self.io.allowed_hosts) {
+            let msg = secrets.scrub_str(&denied.0);
+            self.violate(Violation::Egress(msg.clone()));
+            return Err(E::Denied(msg));
+        }
+        let mut headers = Vec::with_capacity(req.headers.len());
+        for h in &req.headers {
+            let value = secrets.substitute_str(&h.value).map_err(|e| E::Invalid(e.to_string()))?;
+            headers.push((h.name.clone(), value));
+        }
+        let body = match &req.body {
+            Some(b) => secrets.substitute(b).map_err(|e| E::Invalid(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let timeout = req
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.into()))
+            .unwrap_or(limits.request_timeout)
+            .min(limits.request_timeout);
+        let outbound = OutboundRequest {
+            method,
+            url: url.clone(),
+            headers,
+            body,
+            timeout,
+            max_response_bytes: limits.max_response_body,
+        };
+
+        let response = match self.io.transport.execute(outbound).await {
+            Ok(r) => r,
+            Err(TransportError::Timeout) => return Err(E::Timeout),
+            Err(TransportError::Connect(m)) => return Err(E::Connect(secrets.scrub_str(&m))),
+            Err(TransportError::Invalid(m)) => return Err(E::Invalid(secrets.scrub_str(&m))),
+            Err(TransportError::Denied(m)) => {
+                let msg = secrets.scrub_str(&m);
+                self.violate(Violation::Egress(msg.clone()));
+                return Err(E::Denied(msg));
+            }
+            Err(TransportError::TooLarge(m)) => {
+                self.violate(Violation::Limit(m.clone()));
+                return Err(E::LimitExceeded(m));
+            }
+        };
+
+        // Redirects are not followed; one aimed at a refused place is a
+        // policy event worth recording as such.
+        if (300..400).contains(&response.status)
+            && let Some((_, location)) = response.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("location"))
+            && let Ok(target) = url.join(location)
+            && let Err(denied) = self.io.egress.check_url(&target, &self.io.allowed_hosts)
+        {
+            self.violate(Violation::Egress(format!(
+                "redirect to {} refused: {}",
+                secrets.scrub_str(target.as_str()),
+                secrets.scrub_str(&denied.0)
+            )));
+        }
+
+        // The guest and the record see secret values scrubbed from the answer.
+        let body = secrets.scrub(&response.body);
+        let headers: Vec<types::Header> = response
+            .headers
+            .iter()
+            .map(|(n, v)| types::Header { name: n.clone(), value: secrets.scrub_str(v) })
+            .collect();
+        record.response = Some(StepResponse {
+            status: response.status,
+            headers: header_map(headers.iter().map(|h| (h.name.as_str(), redact_header(&h.name, &h.value)))),
+            body: String::from_utf8_lossy(&body[..body.len().min(RECORDED_BODY_BYTES)]).into_owned(),
+            body_truncated: body.len() > RECORDED_BODY_BYTES,
+        });
+        Ok(types::Response { status: response.status, headers, body })
+    }
+}
+
+impl WasiView for InvocationState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for InvocationState {}
+
+impl http::Host for InvocationState {
+    async fn send(&mut self, req: types::Request) -> Result<types::Response, types::SendError> {
+        let started = Instant::now();
+        let mut step = Step {
+            request: StepRequest {
+                method: req.method.clone(),
+                url: req.url.clone(),
+                headers: header_map(req.headers.iter().map(|h| (h.name.as_str(), redact_header(&h.name, &h.value)))),
+                body_bytes: req.body.as_ref().map_or(0, Vec::len),
+            },
+            response: None,
+            error: None,
+            duration_ms: 0.0,
+        };
+        let result = self.execute(&req, &mut step).await;
+        step.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if let Err(e) = &result {
+            step.error = Some(match e {
+                types::SendError::Timeout => StepError::Timeout,
+                types::SendError::Connect(m) => StepError::Connect(m.clone()),
+                types::SendError::Denied(m) => StepError::Denied(m.clone()),
+                types::SendError::LimitExceeded(m) => StepError::LimitExceeded(m.clone()),
+                types::SendError::Invalid(m) => StepError::Invalid(m.clone()),
+            });
+        }
+        // Past the request cap, stop recording: a loop of sends must not grow the record.
+        if self.steps.len() <= self.io.limits.max_requests as usize {
+            self.steps.push(step);
+        }
+        self.resumed_from_host = true;
+        result
+    }
+}
+
+impl cache::Host for InvocationState {
+    fn get(&mut self, key: String) -> Option<String> {
+        if key.len() > MAX_CACHE_KEY_BYTES {
+            return None;
+        }
+        self.io.cache.get(&self.io.cache_scope, &key)
+    }
+
+    fn set(&mut self, key: String, value: String, ttl_seconds: u32) {
+        if key.len() > MAX_CACHE_KEY_BYTES || value.len() > MAX_CACHE_VALUE_BYTES {
+            self.push_log(
+                "warn",
+                format!("cache.set ignored: key or value over the size limit ({} / {} bytes)", key.len(), value.len()),
+            );
+            return;
+        }
+        let ttl = match ttl_seconds {
+            0 => MAX_CACHE_TTL,
+            s => Duration::from_secs(s.into()).min(MAX_CACHE_TTL),
+        };
+        self.io.cache.set(&self.io.cache_scope, &key, &value, ttl);
+    }
+}
+
+impl crypto::Host for InvocationState {
+    fn hmac_sha256(
+        &mut self,
+        secret_name: String,
+        encoding: crypto::KeyEncoding,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let secret = self
+            .io
+            .secrets
+            .get(&secret_name)
+            .ok_or_else(|| format!("the connection has no secret named `{secret_name}`"))?;
+        let b64 = |s: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|_| format!("secret `{secret_name}` is not valid base64"))
+        };
+        let key = match encoding {
+            crypto::KeyEncoding::Utf8 => secret.as_bytes().to_vec(),
+            crypto::KeyEncoding::Base64 => b64(secret)?,
+            crypto::KeyEncoding::StandardWebhooks => b64(secret.strip_prefix("whsec_").unwrap_or(secret))?,
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+        mac.update(&data);
+        Ok(mac.finalize().into_bytes().to_vec())
+    }
+}
+
+impl secrets::Host for InvocationState {
+    fn has(&mut self, name: String) -> bool {
+        self.io.secrets.contains(&name)
+    }
+}
+
+impl log::Host for InvocationState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let level = match level {
+            log::Level::Trace => "trace",
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        self.push_log(level, message);
+    }
+}
+
+impl InvocationState {
+    fn push_log(&mut self, level: &str, mut message: String) {
+        if self.logs.len() >= MAX_LOG_LINES {
+            return;
+        }
+        if message.len() > MAX_LOG_LINE_BYTES {
+            let mut cut = MAX_LOG_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let l = &self.io.labels;
+        match level {
+            "error" => {
+                tracing::error!(target: "switchboard::connector", connector = %l.connector, version = %l.version, workspace = %l.workspace, delivery = %l.delivery, "{message}")
+            }
+            "warn" => {
+                tracing::warn!(target: "switchboard::connector", connector = %l.connector, version = %l.version, workspace = %l.workspace, delivery = %l.delivery, "{message}")
+            }
+            "info" => {
+                tracing::info!(target: "switchboard::connector", connector = %l.connector, version = %l.version, workspace = %l.workspace, delivery = %l.delivery, "{message}")
+            }
+            "debug" => {
+                tracing::debug!(target: "switchboard::connector", connector = %l.connector, version = %l.version, workspace = %l.workspace, delivery = %l.delivery, "{message}")
+            }
+            _ => {
+                tracing::trace!(target: "switchboard::connector", connector = %l.connector, version = %l.version, workspace = %l.workspace, delivery = %l.delivery, "{message}")
+            }
+        }
+        self.logs.push(LogLine { level: level.to_string(), message });
+    }
+}

@@ -1,0 +1,485 @@
+//! The sandbox: loads connector components and runs one invocation at a time
+//! in a fresh, limited instance, returning a structured [`AttemptRecord`].
+//!
+//! One [`Runtime`] per process holds the engine (pooling allocator, epoch
+//! ticker) and the linker (our imports + a WASI p2 context that grants
+//! nothing). Each loaded version is a [`LoadedConnector`] holding its
+//! pre-instantiated component and manifest. Every invocation gets a new
+//! `Store` with the memory cap, the CPU budget (epoch ticks, not counting
+//! host calls), the wall-clock budget and the HTTP limits of
+//! [`SandboxLimits`]; a trap kills only that store.
+
+mod bindings;
+pub mod cache;
+mod engine;
+mod host_impl;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use crate::attempt::AttemptRecord;
+use crate::egress::EgressPolicy;
+use crate::outcome::{GuestFailure, GuestResult, decide};
+use crate::secrets::SecretSet;
+use bindings::{Connector as ConnectorWorld, ConnectorPre, types};
+use cache::ConnectorCache;
+pub use host_impl::Labels;
+use host_impl::{InvocationIo, InvocationState};
+use transport::Transport;
+
+/// Per-invocation limits (SPEC §7 defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxLimits {
+    /// Linear memory cap per instance.
+    pub memory_bytes: usize,
+    /// Guest CPU budget (time waiting for HTTP is not counted).
+    #[serde(with = "crate::config::duration")]
+    pub cpu: Duration,
+    /// Wall-clock budget for the whole invocation.
+    #[serde(with = "crate::config::duration")]
+    pub wall: Duration,
+    pub max_requests: u32,
+    pub max_request_body: usize,
+    pub max_response_body: usize,
+    /// Cap on each request's timeout.
+    #[serde(with = "crate::config::duration")]
+    pub request_timeout: Duration,
+    /// Instances that may exist at once (the pooling allocator's size).
+    pub max_concurrent_instances: u32,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            memory_bytes: 32 << 20,
+            cpu: Duration::from_millis(100),
+            wall: Duration::from_secs(30),
+            max_requests: 10,
+            max_request_body: 1 << 20,
+            max_response_body: 5 << 20,
+            request_timeout: Duration::from_secs(10),
+            max_concurrent_instances: 256,
+        }
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid WebAssembly component: {0}")]
+    NotAComponent(String),
+    #[error("the component does not implement the switchboard:connector world: {0}")]
+    WrongWorld(String),
+    #[error("describe failed: {0}")]
+    Describe(String),
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+}
+
+/// A connector's manifest, in host terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorManifest {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub settings_schema: serde_json::Value,
+    pub secrets: Vec<SecretSpec>,
+    pub actions: Vec<ActionSpec>,
+    pub allowed_hosts: Vec<String>,
+    pub default_rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretSpec {
+    pub name: String,
+    pub description: String,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionSpec {
+    pub name: String,
+    pub description: String,
+    pub fields_schema: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per_seconds: u32,
+}
+
+impl ConnectorManifest {
+    fn from_wit(m: types::Manifest) -> Result<Self, LoadError> {
+        let name_ok = !m.name.is_empty()
+            && m.name.len() <= 64
+            && m.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(LoadError::Manifest(format!("name `{}` must match [a-z0-9_-]{{1,64}}", m.name)));
+        }
+        semver::Version::parse(&m.version)
+            .map_err(|e| LoadError::Manifest(format!("version `{}` is not semver: {e}", m.version)))?;
+        let schema = |what: &str, text: &str| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .filter(|v| v.is_object() || v.is_boolean())
+                .ok_or_else(|| LoadError::Manifest(format!("{what} is not a JSON Schema object")))
+        };
+        let settings_schema = schema("settings-schema", &m.settings_schema)?;
+        if m.actions.is_empty() {
+            return Err(LoadError::Manifest("the manifest declares no actions".into()));
+        }
+        let mut actions = Vec::with_capacity(m.actions.len());
+        for a in m.actions {
+            let fields_schema = schema(&format!("fields-schema of action `{}`", a.name), &a.fields_schema)?;
+            actions.push(ActionSpec { name: a.name, description: a.description, fields_schema });
+        }
+        if let Some(r) = &m.default_rate_limit
+            && (r.requests == 0 || r.per_seconds == 0)
+        {
+            return Err(LoadError::Manifest("default-rate-limit must have non-zero requests and per-seconds".into()));
+        }
+        Ok(ConnectorManifest {
+            name: m.name,
+            version: m.version,
+            description: m.description,
+            settings_schema,
+            secrets: m
+                .secrets
+                .into_iter()
+                .map(|s| SecretSpec { name: s.name, description: s.description, required: s.required })
+                .collect(),
+            actions,
+            allowed_hosts: m.allowed_hosts,
+            default_rate_limit: m
+                .default_rate_limit
+                .map(|r| RateLimit { requests: r.requests, per_seconds: r.per_seconds }),
+        })
+    }
+}
+
+/// A loaded, ready-to-run connector version.
+#[derive(Clone)]
+pub struct LoadedConnector {
+    pre: ConnectorPre<InvocationState>,
+    manifest: Arc<ConnectorManifest>,
+    allowed_hosts: Arc<[String]>,
+}
+
+impl std::fmt::Debug for LoadedConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedConnector")
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .finish()
+    }
+}
+
+impl LoadedConnector {
+    pub fn manifest(&self) -> &ConnectorManifest {
+        &self.manifest
+    }
+}
+
+/// The event as a connector receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventData {
+    pub id: String,
+    pub delivery_id: String,
+    pub name: String,
+    pub resource: String,
+    pub resource_id: Option<String>,
+    /// JSON text.
+    pub payload: String,
+    pub created_at: String,
+    pub workspace: String,
+}
+
+/// One invocation's input.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub event: EventData,
+    pub action: String,
+    /// Rendered rule fields, JSON text.
+    pub fields: String,
+    /// Connection settings, JSON text.
+    pub settings: String,
+    pub secrets: Arc<SecretSet>,
+    /// Namespace of the `cache` import: the connection id.
+    pub cache_scope: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+}
+
+/// The sandbox runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<InvocationState>,
+    limits: Arc<SandboxLimits>,
+    egress: Arc<EgressPolicy>,
+    transport: Arc<dyn Transport>,
+    cache: Arc<dyn ConnectorCache>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("limits", &self.inner.limits).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn new(
+        limits: SandboxLimits,
+        egress: Arc<EgressPolicy>,
+        transport: Arc<dyn Transport>,
+        cache: Arc<dyn ConnectorCache>,
+    ) -> anyhow::Result<Self> {
+        let engine = engine::build_engine(&limits)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        ConnectorWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner { engine, linker, limits: Arc::new(limits), egress, transport, cache }),
+        })
+    }
+
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.inner.limits
+    }
+
+    /// Compile and link a component, then run its `describe` in the sandbox.
+    pub async fn load(&self, bytes: &[u8]) -> Result<LoadedConnector, LoadError> {
+        let component =
+            Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        self.load_component(component).await
+    }
+
+    /// Link an already compiled component and read its manifest.
+    pub async fn load_component(&self, component: Component) -> Result<LoadedConnector, LoadError> {
+        let instance_pre =
+            self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = ConnectorPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let mut store = self.new_store(Labels::default(), Arc::new(SecretSet::default()), String::new(), Arc::new([]));
+        let described = tokio::time::timeout(self.inner.limits.wall, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        })
+        .await;
+        let manifest = match described {
+            Err(_) => return Err(LoadError::Describe(format!("did not finish within {:?}", self.inner.limits.wall))),
+            Ok(Err(e)) => return Err(LoadError::Describe(explain_trap(&e, &store))),
+            Ok(Ok(m)) => ConnectorManifest::from_wit(m)?,
+        };
+        let allowed_hosts: Arc<[String]> = manifest.allowed_hosts.clone().into();
+        Ok(LoadedConnector { pre, manifest: Arc::new(manifest), allowed_hosts })
+    }
+
+    /// Run the connector's `validate` on settings (JSON text).
+    pub async fn validate(&self, connector: &LoadedConnector, settings: &str) -> Result<Result<(), String>, String> {
+        let labels = Labels {
+            connector: connector.manifest.name.clone(),
+            version: connector.manifest.version.clone(),
+            ..Labels::default()
+        };
+        let mut store =
+            self.new_store(labels, Arc::new(SecretSet::default()), String::new(), connector.allowed_hosts.clone());
+        let result = tokio::time::timeout(self.inner.limits.wall, async {
+            let instance = connector.pre.instantiate_async(&mut store).await?;
+            instance.call_validate(&mut store, settings).await
+        })
+        .await;
+        match result {
+            Err(_) => Err(format!("validate did not finish within {:?}", self.inner.limits.wall)),
+            Ok(Err(e)) => Err(explain_trap(&e, &store)),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// Run one delivery attempt in a fresh instance. Never panics on guest
+    /// behaviour: every failure becomes an outcome in the record.
+    pub async fn invoke(&self, connector: &LoadedConnector, inv: Invocation, labels: Labels) -> AttemptRecord {
+        let started_at = now_rfc3339();
+        let started = Instant::now();
+        let mut store =
+            self.new_store(labels, inv.secrets.clone(), inv.cache_scope.clone(), connector.allowed_hosts.clone());
+        let event = wit_event(&inv);
+        let result = tokio::time::timeout(self.inner.limits.wall, async {
+            let instance = connector.pre.instantiate_async(&mut store).await?;
+            instance.call_deliver(&mut store, &event, &inv.action, &inv.fields, &inv.settings).await
+        })
+        .await;
+        let guest = match result {
+            Err(_) => GuestResult::Crashed(format!("exceeded the wall-clock budget of {:?}", self.inner.limits.wall)),
+            Ok(Err(e)) => GuestResult::Crashed(explain_trap(&e, &store)),
+            Ok(Ok(Ok(summary))) => GuestResult::Ok(summary),
+            Ok(Ok(Err(f))) => GuestResult::Failed(guest_failure(f)),
+        };
+        finish(&connector.manifest, inv.attempt, started_at, started, guest, store.into_data())
+    }
+
+    fn new_store(
+        &self,
+        labels: Labels,
+        secrets: Arc<SecretSet>,
+        cache_scope: String,
+        allowed_hosts: Arc<[String]>,
+    ) -> Store<InvocationState> {
+        let io = InvocationIo {
+            transport: self.inner.transport.clone(),
+            egress: self.inner.egress.clone(),
+            allowed_hosts,
+            secrets,
+            cache: self.inner.cache.clone(),
+            cache_scope,
+            limits: self.inner.limits.clone(),
+            labels,
+        };
+        let mut store = Store::new(&self.inner.engine, InvocationState::new(io));
+        store.limiter(|s| &mut s.limits);
+        let budget_ticks = self.inner.limits.cpu.as_millis().div_ceil(engine::TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut ctx| {
+            let state = ctx.data_mut();
+            if std::mem::take(&mut state.resumed_from_host) {
+                return Ok(UpdateDeadline::Yield(1));
+            }
+            state.ticks += 1;
+            if state.ticks > budget_ticks {
+                return Err(wasmtime::Error::new(CpuBudgetExceeded));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("guest exceeded its CPU budget")]
+struct CpuBudgetExceeded;
+
+/// A clear sentence for a failed guest call.
+fn explain_trap(e: &wasmtime::Error, store: &Store<InvocationState>) -> String {
+    let limits = &store.data().io.limits;
+    if e.downcast_ref::<CpuBudgetExceeded>().is_some() {
+        return format!("exceeded the guest CPU budget of {:?}", limits.cpu);
+    }
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::StackOverflow => "trapped: stack overflow (unbounded recursion?)".to_string(),
+            wasmtime::Trap::UnreachableCodeReached => "trapped: unreachable code reached (the connector panicked or aborted)".to_string(),
+            // Rust guests keep their stack in linear memory: overflowing it
+            // runs off the bottom of memory rather than the wasm call stack.
+            wasmtime::Trap::MemoryOutOfBounds => {
+                "trapped: out-of-bounds memory access (a stack overflow in the guest's shadow stack, or a memory-safety bug)".to_string()
+            }
+            wasmtime::Trap::Interrupt => format!("exceeded the guest CPU budget of {:?}", limits.cpu),
+            other => format!("trapped: {other}"),
+        };
+    }
+    let text = format!("{e:#}");
+    if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
+        return format!("exceeded the memory limit of {} MiB: {text}", limits.memory_bytes >> 20);
+    }
+    format!("failed: {text}")
+}
+
+fn guest_failure(f: types::Failure) -> GuestFailure {
+    match f {
+        types::Failure::Retryable(r) => GuestFailure::Retryable { message: r.message, after_ms: r.after_ms },
+        types::Failure::RateLimited(r) => GuestFailure::RateLimited { message: r.message, after_ms: r.after_ms },
+        types::Failure::Permanent(m) => GuestFailure::Permanent(m),
+        types::Failure::Auth(m) => GuestFailure::Auth(m),
+        types::Failure::InvalidFields(m) => GuestFailure::InvalidFields(m),
+    }
+}
+
+fn wit_event(inv: &Invocation) -> types::Event {
+    types::Event {
+        id: inv.event.id.clone(),
+        delivery_id: inv.event.delivery_id.clone(),
+        name: inv.event.name.clone(),
+        resource: inv.event.resource.clone(),
+        resource_id: inv.event.resource_id.clone(),
+        payload: inv.event.payload.clone(),
+        created_at: inv.event.created_at.clone(),
+        workspace: inv.event.workspace.clone(),
+        attempt: inv.attempt,
+        attempt_time: jiff::Timestamp::now().as_second().max(0) as u64,
+    }
+}
+
+fn finish(
+    manifest: &ConnectorManifest,
+    n: u32,
+    started_at: String,
+    started: Instant,
+    guest: GuestResult,
+    state: InvocationState,
+) -> AttemptRecord {
+    let secrets = state.io.secrets.clone();
+    let decision = decide(guest, state.violation.as_ref(), &state.steps);
+    AttemptRecord {
+        connector: manifest.name.clone(),
+        connector_version: manifest.version.clone(),
+        n,
+        started_at,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        outcome: decision.outcome,
+        // Guest-authored text could only hold a secret it was handed by a
+        // scrubbed response, but scrub anyway: the record must never hold one.
+        error: decision.error.map(|e| secrets.scrub_str(&e)),
+        summary: decision.summary.map(|s| secrets.scrub_str(&s)),
+        retry_after_ms: decision.retry_after_ms,
+        steps: state.steps,
+        logs: state.logs,
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    jiff::Timestamp::now().round(jiff::Unit::Millisecond).unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
+}
+
+/// One instance reused across invocations. **Benchmarks only**: production
+/// never reuses an instance, because guest state would leak between
+/// deliveries and a trapped instance is unusable.
+#[doc(hidden)]
+pub struct ReusedInstance {
+    store: Store<InvocationState>,
+    instance: ConnectorWorld,
+}
+
+impl Runtime {
+    #[doc(hidden)]
+    pub async fn instantiate_for_benchmark(
+        &self,
+        connector: &LoadedConnector,
+        secrets: Arc<SecretSet>,
+    ) -> anyhow::Result<ReusedInstance> {
+        let mut store = self.new_store(Labels::default(), secrets, "bench".into(), connector.allowed_hosts.clone());
+        let instance = connector.pre.instantiate_async(&mut store).await?;
+        Ok(ReusedInstance { store, instance })
+    }
+}
+
+impl ReusedInstance {
+    #[doc(hidden)]
+    pub async fn deliver(&mut self, inv: &Invocation) -> anyhow::Result<bool> {
+        let state = self.store.data_mut();
+        state.steps.clear();
+        state.ticks = 0;
+        let event = wit_event(inv);
+        let r = self.instance.call_deliver(&mut self.store, &event, &inv.action, &inv.fields, &inv.settings).await?;
+        Ok(r.is_ok())
+    }
+}

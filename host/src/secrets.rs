@@ -1,0 +1,175 @@
+//! Secrets in the sandbox's path: `{{secret.NAME}}` substitution at send
+//! time, and scrubbing of values from anything recorded or shown to a guest.
+//!
+//! Guests only ever handle placeholders. The host substitutes values into the
+//! outgoing request and nowhere else; attempt records keep the guest's
+//! placeholder form, and any echo of a value in a response is replaced by its
+//! placeholder before the guest or the record sees it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A connection's secrets, by name. `Debug` never prints values.
+#[derive(Clone, Default)]
+pub struct SecretSet {
+    values: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for SecretSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.values.keys()).finish()
+    }
+}
+
+/// A placeholder named a secret the connection does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the request uses `{{{{secret.{0}}}}}` but the connection has no secret named `{0}`")]
+pub struct UnknownSecret(pub String);
+
+const OPEN: &[u8] = b"{{secret.";
+const CLOSE: &[u8] = b"}}";
+
+impl SecretSet {
+    pub fn new(values: impl IntoIterator<Item = (String, String)>) -> Self {
+        SecretSet { values: values.into_iter().filter(|(_, v)| !v.is_empty()).collect() }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
+    /// Replace every `{{secret.NAME}}` in `input` with the value.
+    pub fn substitute(&self, input: &[u8]) -> Result<Vec<u8>, UnknownSecret> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut rest = input;
+        while let Some(start) = find(rest, OPEN) {
+            let after = &rest[start + OPEN.len()..];
+            let Some(end) = find(after, CLOSE) else { break };
+            let name = String::from_utf8_lossy(&after[..end]);
+            let name = name.trim();
+            let value = self.get(name).ok_or_else(|| UnknownSecret(name.to_string()))?;
+            out.extend_from_slice(&rest[..start]);
+            out.extend_from_slice(value.as_bytes());
+            rest = &after[end + CLOSE.len()..];
+        }
+        out.extend_from_slice(rest);
+        Ok(out)
+    }
+
+    /// `substitute` for text.
+    pub fn substitute_str(&self, input: &str) -> Result<String, UnknownSecret> {
+        if !input.contains("{{") {
+            return Ok(input.to_string());
+        }
+        // Substituting UTF-8 values into UTF-8 text stays UTF-8.
+        self.substitute(input.as_bytes()).map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Replace every occurrence of a secret value with its placeholder.
+    pub fn scrub(&self, input: &[u8]) -> Vec<u8> {
+        let mut out = input.to_vec();
+        for (name, value) in &self.values {
+            let value = value.as_bytes();
+            if find(&out, value).is_none() {
+                continue;
+            }
+            let placeholder = format!("{{{{secret.{name}}}}}");
+            let mut scrubbed = Vec::with_capacity(out.len());
+            let mut rest = out.as_slice();
+            while let Some(i) = find(rest, value) {
+                scrubbed.extend_from_slice(&rest[..i]);
+                scrubbed.extend_from_slice(placeholder.as_bytes());
+                rest = &rest[i + value.len()..];
+            }
+            scrubbed.extend_from_slice(rest);
+            out = scrubbed;
+        }
+        out
+    }
+
+    /// `scrub` for text.
+    pub fn scrub_str(&self, input: &str) -> String {
+        if self.values.is_empty() {
+            return input.to_string();
+        }
+        String::from_utf8_lossy(&self.scrub(input.as_bytes())).into_owned()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Headers whose values are credentials even when the guest wrote them out.
+pub fn is_sensitive_header(name: &str) -> bool {
+    const NAMES: [&str; 8] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-token",
+        "api-key",
+        "x-auth-token",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// A header value as the attempt record shows it: placeholders kept, a
+/// sensitive header without one replaced entirely.
+pub fn redact_header(name: &str, value: &str) -> String {
+    if is_sensitive_header(name) && !value.contains("{{secret.") { "[redacted]".to_string() } else { value.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> SecretSet {
+        SecretSet::new([("token".to_string(), "s3cr3t".to_string()), ("key".to_string(), "k-1".to_string())])
+    }
+
+    #[test]
+    fn substitutes_every_placeholder() {
+        let out = set().substitute_str("Bearer {{secret.token}} and {{ secret.key }}? no: {{secret.key}}").unwrap();
+        assert_eq!(out, "Bearer s3cr3t and {{ secret.key }}? no: k-1");
+    }
+
+    #[test]
+    fn unknown_secret_is_named() {
+        let err = set().substitute_str("{{secret.nope}}").unwrap_err();
+        assert_eq!(err.to_string(), "the request uses `{{secret.nope}}` but the connection has no secret named `nope`");
+    }
+
+    #[test]
+    fn scrub_replaces_values_with_placeholders() {
+        assert_eq!(
+            set().scrub_str("echo: s3cr3t/k-1/s3cr3t"),
+            "echo: {{secret.token}}/{{secret.key}}/{{secret.token}}"
+        );
+    }
+
+    #[test]
+    fn debug_never_prints_values() {
+        let shown = format!("{:?}", set());
+        assert!(!shown.contains("s3cr3t") && shown.contains("token"), "{shown}");
+    }
+
+    #[test]
+    fn sensitive_headers_are_redacted_unless_placeholders() {
+        assert_eq!(redact_header("Authorization", "Bearer {{secret.token}}"), "Bearer {{secret.token}}");
+        assert_eq!(redact_header("Authorization", "Bearer literal"), "[redacted]");
+        assert_eq!(redact_header("X-Team", "growth"), "growth");
+    }
+}
