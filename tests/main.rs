@@ -2,6 +2,8 @@
 //! loopback. Each module reads as the specification of one product promise.
 
 mod cli;
+mod delivery;
+mod ingest;
 mod sandbox;
 mod secrecy;
 mod webhook;

@@ -25,9 +25,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: ingest, management API and delivery workers.
+    Serve(ServeArgs),
     /// Work with connector components.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML config file; `SWITCHBOARD_*` environment variables override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +96,13 @@ struct EventFile {
 
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve(args) => match serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Connector(ConnectorCommand::Run(args)) => match connector_run(args).await {
             Ok(code) => code,
             Err(e) => {
@@ -95,6 +111,28 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
     }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = crate::config::Config::load(args.config.as_deref(), std::env::vars())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    crate::server::run(config, listener, shutdown).await
 }
 
 fn parse_json(what: &str, text: &str) -> Result<serde_json::Value, UsageError> {

@@ -1,7 +1,218 @@
-//! Configuration shared by the commands. Durations are written the friendly
-//! way (`"100ms"`, `"30s"`, `"5m"`) in files and env vars.
+//! Configuration: defaults, then an optional TOML file, then `SWITCHBOARD_*`
+//! environment variables (`SWITCHBOARD_EGRESS__ALLOW_PRIVATE_NETWORKS=true`:
+//! the dotted path upper-cased, `__` between levels). Unknown keys are an
+//! error that names the key. Durations are friendly text (`"250ms"`, `"5m"`).
 
-/// Serde for `std::time::Duration` as friendly text such as `"250ms"`.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::SandboxLimits;
+
+/// Everything `switchboard serve` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Generated and stored in the data dir on first start when absent.
+    pub admin_token: Option<String>,
+    /// Base64 of 32 bytes; generated like the admin token when absent.
+    pub master_key: Option<String>,
+    /// Every `*.wasm` here is registered at start (the bundled connectors).
+    pub connectors_dir: Option<PathBuf>,
+    pub egress: EgressConfig,
+    pub retry: RetryConfig,
+    pub delivery: DeliveryConfig,
+    pub ingest: IngestConfig,
+    pub retention: RetentionConfig,
+    pub sandbox: SandboxLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            admin_token: None,
+            master_key: None,
+            connectors_dir: None,
+            egress: EgressConfig::default(),
+            retry: RetryConfig::default(),
+            delivery: DeliveryConfig::default(),
+            ingest: IngestConfig::default(),
+            retention: RetentionConfig::default(),
+            sandbox: SandboxLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    pub allow_private_networks: bool,
+    pub allow_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Delay before each attempt: the first is attempt 1 (normally `0s`).
+    #[serde(with = "durations")]
+    pub schedule: Vec<Duration>,
+    /// Each delay is scaled by a random factor in `1 ± jitter`.
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let secs = [0, 5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 86_400];
+        RetryConfig { schedule: secs.iter().map(|s| Duration::from_secs(*s)).collect(), jitter: 0.2 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Attempts in flight, all connections together.
+    pub concurrency: usize,
+    /// Attempts in flight per connection unless the connection says otherwise.
+    pub per_connection_concurrency: usize,
+    /// How long a claimed delivery stays with its worker before it is due again.
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    /// How often the scheduler looks for due deliveries when nothing wakes it.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// In-flight attempts get this long to finish on shutdown.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            concurrency: 64,
+            per_connection_concurrency: 16,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    pub max_body_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { max_body_bytes: 256 << 10 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { days: 30 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file`, then the `SWITCHBOARD_*` variables of `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| ConfigError::File { path: path.into(), message: e.message().to_string() })?
+            }
+            None => toml::Table::new(),
+        };
+        let mut env: Vec<(String, String)> = env.into_iter().collect();
+        env.sort();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("SWITCHBOARD_") else { continue };
+            if rest == "LOG" {
+                continue; // the log filter, read by main
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(ConfigError::Env { name, message: "empty key segment".into() });
+            }
+            set_path(&mut table, &path, env_value(&value)).map_err(|message| ConfigError::Env { name, message })?;
+        }
+        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
+            let message = e.message().to_string();
+            match file {
+                Some(path) => ConfigError::File { path: path.into(), message },
+                None => ConfigError::Invalid(message),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.retry.schedule.is_empty() {
+            return bad("retry.schedule must list at least one delay");
+        }
+        if !(0.0..1.0).contains(&self.retry.jitter) {
+            return bad("retry.jitter must be in [0, 1)");
+        }
+        if self.delivery.concurrency == 0 || self.delivery.per_connection_concurrency == 0 {
+            return bad("delivery.concurrency and delivery.per_connection_concurrency must be at least 1");
+        }
+        if self.ingest.max_body_bytes < 1024 {
+            return bad("ingest.max_body_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+}
+
+/// An env value is TOML when it parses as one (`true`, `64`, `["0s"]`), else a string.
+fn env_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut current = table;
+    for key in parents {
+        let entry = current.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| format!("`{key}` is not a section"))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Serde for `Duration` as friendly text such as `"250ms"`.
 pub mod duration {
     use std::time::Duration;
 
@@ -15,26 +226,102 @@ pub mod duration {
         Duration::try_from(signed).map_err(|_| format!("`{text}` must not be negative"))
     }
 
+    pub fn format(d: &Duration) -> String {
+        jiff::SignedDuration::try_from(*d).map(|s| format!("{s:#}")).unwrap_or_else(|_| format!("{}s", d.as_secs()))
+    }
+
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        let signed = jiff::SignedDuration::try_from(*d).map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&format!("{signed:#}"))
+        s.serialize_str(&format(d))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).map_err(D::Error::custom)
     }
+}
 
-    #[cfg(test)]
-    mod tests {
-        use super::*;
+/// Serde for `Vec<Duration>`.
+mod durations {
+    use std::time::Duration;
 
-        #[test]
-        fn parses_friendly_durations() {
-            assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
-            assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
-            assert_eq!(parse("2h"), Ok(Duration::from_secs(7200)));
-            assert!(parse("soon").unwrap_err().contains("soon"));
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(ds: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(ds.len()))?;
+        for d in ds {
+            seq.serialize_element(&super::duration::format(d))?;
         }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts.iter().map(|t| super::duration::parse(t).map_err(D::Error::custom)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_work_with_no_config() {
+        let c = Config::load(None, env(&[("PATH", "/bin")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.retry.schedule.len(), 10);
+        assert_eq!(c.retry.schedule[2], Duration::from_secs(300));
+        assert_eq!(c.sandbox.cpu, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn env_overrides_file_and_parses_types() {
+        let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("switchboard.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[retry]\nschedule = [\"0s\", \"200ms\", \"1s\"]\n")
+            .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("SWITCHBOARD_EGRESS__ALLOW_PRIVATE_NETWORKS", "true"),
+                ("SWITCHBOARD_DELIVERY__CONCURRENCY", "8"),
+                ("SWITCHBOARD_DATA_DIR", "/tmp/sb data"),
+                ("SWITCHBOARD_SANDBOX__CPU", "250ms"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.retry.schedule, [Duration::ZERO, Duration::from_millis(200), Duration::from_secs(1)]);
+        assert!(c.egress.allow_private_networks);
+        assert_eq!(c.delivery.concurrency, 8);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/sb data"));
+        assert_eq!(c.sandbox.cpu, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::load(None, env(&[("SWITCHBOARD_EGRESS__ALLOW_EVERYTHING", "true")])).unwrap_err();
+        assert!(err.to_string().contains("allow_everything"), "{err}");
+        let err = Config::load(None, env(&[("SWITCHBOARD_LISTN", "x")])).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let err = Config::load(None, env(&[("SWITCHBOARD_RETRY__SCHEDULE", "[\"soon\"]")])).unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
+        let err = Config::load(None, env(&[("SWITCHBOARD_RETRY__JITTER", "2.0")])).unwrap_err();
+        assert!(err.to_string().contains("retry.jitter"), "{err}");
+    }
+
+    #[test]
+    fn friendly_durations() {
+        assert_eq!(duration::parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration::parse("2h"), Ok(Duration::from_secs(7200)));
+        assert!(duration::parse("soon").unwrap_err().contains("soon"));
     }
 }

@@ -173,3 +173,84 @@ mod tests {
         assert_eq!(redact_header("X-Team", "growth"), "growth");
     }
 }
+
+/// The master key that seals connection secrets at rest
+/// (XChaCha20-Poly1305, a random nonce per seal, the connection id as
+/// associated data so a sealed blob cannot be moved to another connection).
+#[derive(Clone)]
+pub struct MasterKey(chacha20poly1305::Key);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(…)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("the master key must be base64 of 32 bytes")]
+    BadKey,
+    #[error("sealed secrets cannot be opened (wrong master key or corrupt data)")]
+    Open,
+}
+
+impl MasterKey {
+    pub fn from_base64(text: &str) -> Result<Self, SealError> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|_| SealError::BadKey)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadKey)?;
+        Ok(MasterKey(key.into()))
+    }
+
+    /// A fresh random key, base64.
+    pub fn generate() -> String {
+        use base64::Engine as _;
+        let key: [u8; 32] = rand::random();
+        base64::engine::general_purpose::STANDARD.encode(key)
+    }
+
+    pub fn seal(&self, secrets: &BTreeMap<String, String>, context: &str) -> Vec<u8> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+        let nonce: [u8; 24] = rand::random();
+        let plain = serde_json::to_vec(secrets).expect("a string map serialises");
+        let cipher = XChaCha20Poly1305::new(&self.0)
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plain, aad: context.as_bytes() })
+            .expect("encryption of a small buffer cannot fail");
+        [nonce.as_slice(), &cipher].concat()
+    }
+
+    pub fn open(&self, sealed: &[u8], context: &str) -> Result<BTreeMap<String, String>, SealError> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+        if sealed.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        if sealed.len() < 24 {
+            return Err(SealError::Open);
+        }
+        let (nonce, cipher) = sealed.split_at(24);
+        let plain = XChaCha20Poly1305::new(&self.0)
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: cipher, aad: context.as_bytes() })
+            .map_err(|_| SealError::Open)?;
+        serde_json::from_slice(&plain).map_err(|_| SealError::Open)
+    }
+}
+
+#[cfg(test)]
+mod sealing_tests {
+    use super::*;
+
+    #[test]
+    fn seals_and_opens_bound_to_the_connection() {
+        let key = MasterKey::from_base64(&MasterKey::generate()).unwrap();
+        let secrets = BTreeMap::from([("api_key".to_string(), "k-123".to_string())]);
+        let sealed = key.seal(&secrets, "conn_a");
+        assert!(!String::from_utf8_lossy(&sealed).contains("k-123"), "ciphertext does not hold the value");
+        assert_eq!(key.open(&sealed, "conn_a"), Ok(secrets));
+        assert_eq!(key.open(&sealed, "conn_b"), Err(SealError::Open), "bound to its connection");
+        let other = MasterKey::from_base64(&MasterKey::generate()).unwrap();
+        assert_eq!(other.open(&sealed, "conn_a"), Err(SealError::Open));
+        assert_eq!(MasterKey::from_base64("c2hvcnQ=").unwrap_err(), SealError::BadKey);
+    }
+}

@@ -3,6 +3,10 @@
 //! Standard Webhooks verifier, and sandbox helpers.
 
 pub mod build;
+pub mod host;
 pub mod receiver;
 pub mod sandbox;
 pub mod standard_webhooks;
+
+/// The Standard Webhooks secret the suite's connections sign with.
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -32,6 +32,7 @@ type Responder = Arc<dyn Fn(&Recorded) -> Response<Body> + Send + Sync>;
 struct Shared {
     seen: Arc<Mutex<Vec<Recorded>>>,
     respond: Responder,
+    delay: std::time::Duration,
 }
 
 pub struct Receiver {
@@ -49,8 +50,16 @@ impl Drop for Receiver {
 impl Receiver {
     /// Start a receiver whose answers come from `respond`.
     pub async fn start(respond: impl Fn(&Recorded) -> Response<Body> + Send + Sync + 'static) -> Receiver {
+        Self::start_delayed(std::time::Duration::ZERO, respond).await
+    }
+
+    /// Like `start`, but every answer comes `delay` after the request.
+    pub async fn start_delayed(
+        delay: std::time::Duration,
+        respond: impl Fn(&Recorded) -> Response<Body> + Send + Sync + 'static,
+    ) -> Receiver {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let shared = Shared { seen: seen.clone(), respond: Arc::new(respond) };
+        let shared = Shared { seen: seen.clone(), respond: Arc::new(respond), delay };
         let app = axum::Router::new().fallback(handle).with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let addr = listener.local_addr().expect("receiver address");
@@ -83,6 +92,9 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response<Body
         headers: parts.headers,
         body,
     };
+    if !shared.delay.is_zero() {
+        tokio::time::sleep(shared.delay).await;
+    }
     let response = (shared.respond)(&recorded);
     shared.seen.lock().unwrap().push(recorded);
     response

@@ -1,0 +1,112 @@
+//! Who is calling: the admin (admin token) or a workspace (its secret key,
+//! or on ingest its publishable key). Keys are looked up by SHA-256, so a
+//! revoked key is refused on its very next request.
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::model::{ApiKey, KeyKind};
+
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Admin,
+    Workspace(ApiKey),
+}
+
+impl Caller {
+    /// Admin, or the workspace's own secret key; 403 for another workspace.
+    pub fn can_access(&self, workspace: &str) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Workspace(k) if k.workspace == workspace && k.kind == KeyKind::Secret => Ok(()),
+            Caller::Workspace(_) => Err(ApiError::forbidden(format!("this key cannot access workspace `{workspace}`"))),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Workspace(_) => Err(ApiError::forbidden("this endpoint needs the admin token")),
+        }
+    }
+}
+
+pub fn hash_key(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The management API's caller, from `Authorization: Bearer …`.
+pub fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    if bool::from(digest.ct_eq(&app.admin_token_hash)) {
+        return Ok(Caller::Admin);
+    }
+    if !token.starts_with("mesh_sec_") {
+        return Err(ApiError::unauthorized("unknown token"));
+    }
+    workspace_key(app, token, KeyKind::Secret).map(Caller::Workspace)
+}
+
+/// The ingest caller: a publishable key header or a secret key bearer.
+pub fn ingest_key(app: &App, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+    if let Some(key) = headers.get("x-meshes-publishable-key") {
+        let key = key.to_str().map_err(|_| ApiError::unauthorized("the publishable key is not valid text"))?;
+        if !is_publishable_format(key) {
+            return Err(ApiError::unauthorized(
+                "malformed publishable key (expected mesh_pub_<workspace>_<key>_<secret>)",
+            ));
+        }
+        return workspace_key(app, key, KeyKind::Publishable);
+    }
+    match bearer(headers) {
+        Some(token) if token.starts_with("mesh_sec_") => workspace_key(app, token, KeyKind::Secret),
+        Some(_) => Err(ApiError::unauthorized("unknown key: ingest takes a publishable key or a workspace secret key")),
+        None => Err(ApiError::unauthorized(
+            "missing key: send `X-Meshes-Publishable-Key` or `Authorization: Bearer mesh_sec_…`",
+        )),
+    }
+}
+
+fn workspace_key(app: &App, key: &str, kind: KeyKind) -> Result<ApiKey, ApiError> {
+    let found = app.store.key_by_hash(&hash_key(key))?;
+    match found {
+        Some(k) if k.kind == kind && k.revoked_at.is_none() => Ok(k),
+        Some(k) if k.kind == kind => Err(ApiError::forbidden(format!("key `{}` has been revoked", k.id))),
+        _ => Err(ApiError::unauthorized("unknown key")),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// `^mesh_pub_([A-Za-z0-9\-.]+)_([A-Za-z0-9\-.]+)_([^_]+)$`, without a regex engine.
+pub fn is_publishable_format(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("mesh_pub_") else { return false };
+    let parts: Vec<&str> = rest.split('_').collect();
+    let ident = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    parts.len() == 3 && ident(parts[0]) && ident(parts[1]) && !parts[2].is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishable_keys_follow_the_meshes_grammar() {
+        assert!(is_publishable_format("mesh_pub_ws-01J.x_key-01J_Zx9q"));
+        assert!(!is_publishable_format("mesh_pub_ws_01J_key_x"), "underscores split groups");
+        assert!(!is_publishable_format("mesh_pub_ws-1_key-1_"));
+        assert!(!is_publishable_format("mesh_sec_abc"));
+    }
+}

@@ -1,0 +1,258 @@
+//! Connections (SPEC §4): a workspace's configured instance of a connector.
+//! Secrets are write-only: sealed with the master key on the way in, shown
+//! by name only on the way out, never logged.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::caller;
+use super::{ApiError, AppState, PageParams, Query, list, parse_body};
+use crate::app::App;
+use crate::model::{Connection, new_id, now_ms, rfc3339};
+use crate::runtime::LoadedConnector;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workspaces/{ws}/connections", get(list_connections).post(create))
+        .route("/api/v1/workspaces/{ws}/connections/{id}", get(show).patch(update).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateConnection {
+    connector: String,
+    #[serde(default)]
+    version: Option<String>,
+    name: String,
+    #[serde(default)]
+    settings: Option<Value>,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    rate_limit_per_second: Option<f64>,
+    #[serde(default)]
+    concurrency: Option<u32>,
+}
+
+/// `null` for a secret removes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateConnection {
+    name: Option<String>,
+    version: Option<String>,
+    settings: Option<Value>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Option<String>>,
+    active: Option<bool>,
+    rate_limit_per_second: Option<f64>,
+    concurrency: Option<u32>,
+}
+
+pub fn view(c: &Connection) -> Value {
+    json!({
+        "id": c.id, "workspace": c.workspace, "name": c.name, "connector": c.connector, "version": c.version,
+        "settings": c.settings, "secrets": c.secret_names, "active": c.active, "inactive_reason": c.inactive_reason,
+        "rate_limit_per_second": c.rate_limit_per_second, "concurrency": c.concurrency,
+        "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+fn resolve(app: &App, connector: &str, version: &str) -> Result<LoadedConnector, ApiError> {
+    if app.registry.list().iter().all(|(name, _)| name != connector) {
+        return Err(ApiError::unprocessable(format!("unknown connector `{connector}`")));
+    }
+    app.registry
+        .resolve(connector, version)
+        .ok_or_else(|| ApiError::unprocessable(format!("connector `{connector}` has no version `{version}`")))
+}
+
+/// Settings and secrets checked against the connector before anything is saved.
+async fn check(
+    app: &App,
+    connector: &LoadedConnector,
+    settings: &Value,
+    secrets: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    if !settings.is_object() {
+        return Err(ApiError::unprocessable("`settings` must be a JSON object"));
+    }
+    let m = connector.manifest();
+    for name in secrets.keys() {
+        if !m.secrets.iter().any(|s| s.name == *name) {
+            let known: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
+            return Err(ApiError::unprocessable(format!(
+                "connector `{}` has no secret `{name}` (it takes: {})",
+                m.name,
+                known.join(", ")
+            )));
+        }
+    }
+    for spec in m.secrets.iter().filter(|s| s.required) {
+        if !secrets.contains_key(&spec.name) {
+            return Err(ApiError::unprocessable(format!("secret `{}` is required: {}", spec.name, spec.description)));
+        }
+    }
+    match app.runtime.validate(connector, &settings.to_string()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(ApiError::unprocessable(format!("invalid settings: {message}"))),
+        Err(e) => Err(ApiError::unprocessable(format!("the connector failed to validate settings: {e}"))),
+    }
+}
+
+async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    let req: CreateConnection = parse_body(&body)?;
+    let version = req.version.unwrap_or_else(|| "latest".into());
+    let connector = resolve(&app, &req.connector, &version)?;
+    let settings = req.settings.unwrap_or_else(|| json!({}));
+    check(&app, &connector, &settings, &req.secrets).await?;
+    let now = now_ms();
+    let id = new_id("conn_");
+    let connection = Connection {
+        sealed_secrets: app.master_key.seal(&req.secrets, &id),
+        id,
+        workspace: ws,
+        name: req.name,
+        connector: req.connector,
+        version,
+        settings,
+        secret_names: req.secrets.keys().cloned().collect(),
+        active: true,
+        inactive_reason: None,
+        rate_limit_per_second: req.rate_limit_per_second,
+        concurrency: req.concurrency,
+        created_at: now,
+        updated_at: now,
+    };
+    app.store.put_connection(&connection)?;
+    Ok((StatusCode::CREATED, Json(view(&connection))))
+}
+
+async fn list_connections(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let page = p.page()?;
+    let all = app.store.connections(&ws, &page)?;
+    let last = all.last().map(|c| c.id.clone());
+    Ok(Json(list(all.iter().map(view).collect(), page.limit, last)))
+}
+
+fn load(app: &App, ws: &str, id: &str) -> Result<Connection, ApiError> {
+    app.store.connection(ws, id)?.ok_or_else(|| ApiError::not_found("connection", id))
+}
+
+async fn show(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    Ok(Json(view(&load(&app, &ws, &id)?)))
+}
+
+async fn update(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let mut c = load(&app, &ws, &id)?;
+    let req: UpdateConnection = parse_body(&body)?;
+    let mut secrets = app
+        .master_key
+        .open(&c.sealed_secrets, &c.id)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let secrets_changed = !req.secrets.is_empty();
+    for (name, value) in req.secrets {
+        match value {
+            Some(v) => secrets.insert(name, v),
+            None => secrets.remove(&name),
+        };
+    }
+    if let Some(v) = req.version {
+        c.version = v;
+    }
+    if let Some(s) = req.settings {
+        c.settings = s;
+    }
+    let connector = resolve(&app, &c.connector, &c.version)?;
+    check(&app, &connector, &c.settings, &secrets).await?;
+    if let Some(n) = req.name {
+        c.name = n;
+    }
+    if req.rate_limit_per_second.is_some() {
+        c.rate_limit_per_second = req.rate_limit_per_second;
+    }
+    if req.concurrency.is_some() {
+        c.concurrency = req.concurrency;
+    }
+    c.sealed_secrets = app.master_key.seal(&secrets, &c.id);
+    c.secret_names = secrets.keys().cloned().collect();
+    // New credentials or an explicit `active: true` resume a paused connection.
+    let resume = !c.active && (req.active == Some(true) || (secrets_changed && req.active.is_none()));
+    if resume {
+        c.active = true;
+        c.inactive_reason = None;
+    } else if req.active == Some(false) {
+        c.active = false;
+        c.inactive_reason = Some("disabled".into());
+    }
+    c.updated_at = now_ms();
+    app.store.put_connection(&c)?;
+    app.rules_changed(&ws);
+    if resume {
+        let now = now_ms();
+        for delivery in app.store.waiting(&c.id)? {
+            app.store.requeue(&delivery, now, now)?;
+        }
+        app.wake.notify_one();
+    }
+    Ok(Json(view(&c)))
+}
+
+#[derive(Deserialize)]
+struct DeleteParams {
+    force: Option<bool>,
+}
+
+async fn remove(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    Query(p): Query<DeleteParams>,
+) -> Result<StatusCode, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    load(&app, &ws, &id)?;
+    let rules = app.store.rules(&ws, &crate::store::Page { cursor: None, limit: usize::MAX })?;
+    let using: Vec<_> = rules.into_iter().filter(|r| r.connection == id).collect();
+    if !using.is_empty() && p.force != Some(true) {
+        let ids: Vec<&str> = using.iter().map(|r| r.id.as_str()).collect();
+        return Err(ApiError::conflict(format!(
+            "rules use this connection: {}; delete them or pass ?force=true",
+            ids.join(", ")
+        )));
+    }
+    for r in using {
+        app.store.delete_rule(&ws, &r.id)?;
+    }
+    app.store.delete_connection(&ws, &id)?;
+    app.rules_changed(&ws);
+    Ok(StatusCode::NO_CONTENT)
+}

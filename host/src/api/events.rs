@@ -1,0 +1,339 @@
+//! Events, deliveries, attempts and replays (SPEC §4, §6): what happened to
+//! everything a workspace emitted, and the levers to retry, cancel and replay.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::caller;
+use super::{ApiError, AppState, PageParams, Query, list, parse_body};
+use crate::app::App;
+use crate::model::{Delivery, DeliveryStatus, Event, ReplayJob, new_id, now_ms, rfc3339};
+use crate::store::{DeliveryQuery, EventQuery, Page};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workspaces/{ws}/events", get(list_events))
+        .route("/api/v1/workspaces/{ws}/events/{id}", get(show_event))
+        .route("/api/v1/workspaces/{ws}/events/{id}/payload", get(payload))
+        .route("/api/v1/workspaces/{ws}/events/{id}/deliveries", get(event_deliveries))
+        .route("/api/v1/workspaces/{ws}/deliveries", get(list_deliveries))
+        .route("/api/v1/workspaces/{ws}/deliveries/{id}", get(show_delivery))
+        .route("/api/v1/workspaces/{ws}/deliveries/{id}/attempts", get(attempts))
+        .route("/api/v1/workspaces/{ws}/deliveries/{id}/retry", post(retry))
+        .route("/api/v1/workspaces/{ws}/deliveries/{id}/cancel", post(cancel))
+        .route("/api/v1/workspaces/{ws}/replays", post(create_replay))
+        .route("/api/v1/workspaces/{ws}/replays/{id}", get(show_replay))
+}
+
+/// An event's deliveries and its derived status.
+fn event_view(app: &App, e: &Event) -> Result<Value, ApiError> {
+    let deliveries = deliveries_of(app, e)?;
+    let completed = deliveries.iter().filter(|d| d.status == DeliveryStatus::Completed).count();
+    let failed = deliveries.iter().filter(|d| d.status == DeliveryStatus::Failed).count();
+    let status = if failed > 0 {
+        "failed"
+    } else if deliveries.iter().all(|d| d.status.is_final()) {
+        "completed"
+    } else {
+        "processing"
+    };
+    let mut v = super::ingest::record(e);
+    v["total_rules"] = json!(deliveries.len());
+    v["completed_count"] = json!(completed);
+    v["failed_count"] = json!(failed);
+    v["status"] = json!(status);
+    Ok(v)
+}
+
+fn deliveries_of(app: &App, e: &Event) -> Result<Vec<Delivery>, ApiError> {
+    let mut out = Vec::with_capacity(e.delivery_ids.len());
+    for id in &e.delivery_ids {
+        out.extend(app.store.delivery(id)?);
+    }
+    Ok(out)
+}
+
+pub fn delivery_view(d: &Delivery) -> Value {
+    json!({
+        "id": d.id, "event_id": d.event_id, "rule": d.rule, "connection": d.connection, "connector": d.connector,
+        "connector_version": d.connector_version, "status": d.status, "attempt_count": d.attempt_count,
+        "next_attempt_at": d.due_at.filter(|_| d.lease.is_none()).map(rfc3339),
+        "last_error": d.last_error, "last_outcome": d.last_outcome,
+        "created_at": rfc3339(d.created_at), "updated_at": rfc3339(d.updated_at),
+    })
+}
+
+#[derive(Deserialize)]
+struct EventParams {
+    event: Option<String>,
+    resource: Option<String>,
+    resource_id: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Query(p): Query<EventParams>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
+    if let Some(s) = &p.status
+        && !["completed", "failed", "processing"].contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request("status must be completed, failed or processing"));
+    }
+    let q = EventQuery { event: p.event, resource: p.resource, resource_id: p.resource_id };
+    let events = app.store.events(&ws, &q, &page)?;
+    let last = events.last().map(|e| e.id.clone());
+    let mut records = Vec::with_capacity(events.len());
+    for e in &events {
+        let v = event_view(&app, e)?;
+        if p.status.as_ref().is_none_or(|s| v["status"] == *s) {
+            records.push(v);
+        }
+    }
+    let mut out = list(records, page.limit, None);
+    out["next_cursor"] = json!(if events.len() == page.limit { last } else { None });
+    Ok(Json(out))
+}
+
+fn load_event(app: &App, ws: &str, id: &str) -> Result<Event, ApiError> {
+    app.store.event(ws, id)?.ok_or_else(|| ApiError::not_found("event", id))
+}
+
+async fn show_event(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    Ok(Json(event_view(&app, &load_event(&app, &ws, &id)?)?))
+}
+
+async fn payload(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let e = load_event(&app, &ws, &id)?;
+    Ok(Json(serde_json::from_str(&e.payload).unwrap_or(Value::Null)))
+}
+
+async fn event_deliveries(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let e = load_event(&app, &ws, &id)?;
+    let records: Vec<Value> = deliveries_of(&app, &e)?.iter().map(delivery_view).collect();
+    let n = records.len();
+    Ok(Json(list(records, n + 1, None)))
+}
+
+#[derive(Deserialize)]
+struct DeliveryParams {
+    status: Option<String>,
+    connection: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_ref()
+        .map(|t| {
+            t.parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond())
+                .map_err(|_| ApiError::bad_request(format!("`{field}` must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+fn parse_status(v: &Option<String>) -> Result<Option<DeliveryStatus>, ApiError> {
+    v.as_ref()
+        .map(|s| {
+            DeliveryStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown delivery status `{s}`")))
+        })
+        .transpose()
+}
+
+async fn list_deliveries(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Query(p): Query<DeliveryParams>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
+    let q = DeliveryQuery {
+        status: parse_status(&p.status)?,
+        connection: p.connection,
+        rule: None,
+        since: parse_time("since", &p.since)?,
+        until: parse_time("until", &p.until)?,
+    };
+    let found = app.store.deliveries(&ws, &q, &page)?;
+    let last = found.last().map(|d| d.id.clone());
+    Ok(Json(list(found.iter().map(delivery_view).collect(), page.limit, last)))
+}
+
+fn load_delivery(app: &App, ws: &str, id: &str) -> Result<Delivery, ApiError> {
+    // Deliveries are keyed globally; the workspace check keeps tenants apart.
+    app.store.delivery(id)?.filter(|d| d.workspace == ws).ok_or_else(|| ApiError::not_found("delivery", id))
+}
+
+async fn show_delivery(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    Ok(Json(delivery_view(&load_delivery(&app, &ws, &id)?)))
+}
+
+async fn attempts(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    load_delivery(&app, &ws, &id)?;
+    let records: Vec<Value> =
+        app.store.attempts(&id)?.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
+    let n = records.len();
+    Ok(Json(list(records, n + 1, None)))
+}
+
+async fn retry(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let d = load_delivery(&app, &ws, &id)?;
+    let now = now_ms();
+    if d.lease.is_some() {
+        return Err(ApiError::too_early("an attempt is in flight; try again when it has finished"));
+    }
+    if d.due_at.is_some_and(|at| at <= now + 1000) {
+        return Err(ApiError::too_early("the delivery is already due within a second"));
+    }
+    let updated = app.store.requeue(&id, now, now)?.ok_or_else(|| ApiError::too_early("an attempt is in flight"))?;
+    app.wake.notify_one();
+    Ok(Json(delivery_view(&updated)))
+}
+
+async fn cancel(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let d = load_delivery(&app, &ws, &id)?;
+    if d.status.is_final() {
+        return Err(ApiError::conflict(format!("the delivery is already {}", json!(d.status).as_str().unwrap_or(""))));
+    }
+    let updated =
+        app.store.cancel(&id, now_ms())?.ok_or_else(|| ApiError::conflict("the delivery is already final"))?;
+    Ok(Json(delivery_view(&updated)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    status: Option<String>,
+    connection: Option<String>,
+    rule: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+fn replay_view(j: &ReplayJob) -> Value {
+    json!({"id": j.id, "status": j.status, "connection": j.connection, "rule": j.rule, "since": j.since.map(rfc3339),
+           "until": j.until.map(rfc3339), "matched": j.matched, "requeued": j.requeued, "state": j.state,
+           "created_at": rfc3339(j.created_at)})
+}
+
+async fn create_replay(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    let b: ReplayBody = parse_body(&body)?;
+    let status = parse_status(&b.status.or(Some("failed".into())))?.unwrap_or(DeliveryStatus::Failed);
+    if !matches!(status, DeliveryStatus::Failed | DeliveryStatus::Completed | DeliveryStatus::Canceled) {
+        return Err(ApiError::bad_request("replay `status` must be failed, completed or canceled"));
+    }
+    let mut job = ReplayJob {
+        id: new_id("rpl_"),
+        workspace: ws,
+        status,
+        connection: b.connection,
+        rule: b.rule,
+        since: parse_time("since", &b.since)?,
+        until: parse_time("until", &b.until)?,
+        matched: 0,
+        requeued: 0,
+        state: "pending".into(),
+        created_at: now_ms(),
+    };
+    // Durable before any work: a crash mid-replay resumes it at start.
+    app.store.put_replay(&job)?;
+    run_replay(&app, &mut job)?;
+    Ok((StatusCode::CREATED, Json(replay_view(&job))))
+}
+
+/// Requeue every delivery the job matches. Safe to run again after a crash:
+/// a delivery already requeued no longer has the matched status.
+pub fn run_replay(app: &App, job: &mut ReplayJob) -> Result<(), ApiError> {
+    let q = DeliveryQuery {
+        status: Some(job.status),
+        connection: job.connection.clone(),
+        rule: job.rule.clone(),
+        since: job.since,
+        until: job.until,
+    };
+    let mut page = Page { cursor: None, limit: 500 };
+    loop {
+        let batch = app.store.deliveries(&job.workspace, &q, &page)?;
+        let now = now_ms();
+        for d in &batch {
+            job.matched += 1;
+            if app.store.requeue(&d.id, now, now)?.is_some() {
+                job.requeued += 1;
+            }
+        }
+        if batch.len() < page.limit {
+            break;
+        }
+        page.cursor = batch.last().map(|d| d.id.clone());
+    }
+    job.state = "completed".into();
+    app.store.put_replay(job)?;
+    app.wake.notify_one();
+    Ok(())
+}
+
+async fn show_replay(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let job = app.store.replay(&ws, &id)?.ok_or_else(|| ApiError::not_found("replay", &id))?;
+    Ok(Json(replay_view(&job)))
+}

@@ -1,0 +1,189 @@
+//! Rules (SPEC §4, §5): when an event matches, run an action of a connection
+//! with templated fields. Filters and templates are validated on save, with
+//! the path of any fault in the message.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::caller;
+use super::{ApiError, AppState, PageParams, Query, list, parse_body};
+use crate::app::App;
+use crate::model::{Rule, new_id, now_ms, rfc3339};
+use crate::routing::fields::FieldTemplates;
+use crate::routing::filter::Filter;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workspaces/{ws}/rules", get(list_rules).post(create))
+        .route("/api/v1/workspaces/{ws}/rules/{id}", get(show).patch(update).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleBody {
+    event: Option<String>,
+    resource: Option<String>,
+    resource_id: Option<String>,
+    filter: Option<Value>,
+    connection: Option<String>,
+    action: Option<String>,
+    fields: Option<Value>,
+    active: Option<bool>,
+}
+
+fn view(r: &Rule) -> Value {
+    json!({
+        "id": r.id, "workspace": r.workspace, "event": r.event, "resource": r.resource, "resource_id": r.resource_id,
+        "filter": r.filter, "connection": r.connection, "action": r.action, "fields": r.fields, "active": r.active,
+        "created_at": rfc3339(r.created_at), "updated_at": rfc3339(r.updated_at),
+    })
+}
+
+/// Everything a rule refers to must exist and parse.
+fn validate(app: &App, r: &Rule) -> Result<(), ApiError> {
+    if r.event.trim().is_empty() {
+        return Err(ApiError::bad_request("`event` is required"));
+    }
+    let connection = app
+        .store
+        .connection(&r.workspace, &r.connection)?
+        .ok_or_else(|| ApiError::unprocessable(format!("connection `{}` not found in this workspace", r.connection)))?;
+    if let Some(connector) = app.registry.resolve(&connection.connector, &connection.version)
+        && !connector.manifest().actions.iter().any(|a| a.name == r.action)
+    {
+        let names: Vec<&str> = connector.manifest().actions.iter().map(|a| a.name.as_str()).collect();
+        return Err(ApiError::unprocessable(format!(
+            "connector `{}` has no action `{}` (it has: {})",
+            connection.connector,
+            r.action,
+            names.join(", ")
+        )));
+    }
+    if let Some(f) = &r.filter {
+        Filter::parse(f).map_err(|e| ApiError::unprocessable(e.to_string()).with_error(json!({"path": e.path})))?;
+    }
+    FieldTemplates::compile(&r.fields)
+        .map_err(|e| ApiError::unprocessable(e.to_string()).with_error(json!({"path": e.path})))?;
+    Ok(())
+}
+
+async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    let b: RuleBody = parse_body(&body)?;
+    let now = now_ms();
+    let rule = Rule {
+        id: new_id("rule_"),
+        workspace: ws.clone(),
+        event: b.event.ok_or_else(|| ApiError::bad_request("`event` is required"))?,
+        resource: b.resource,
+        resource_id: b.resource_id,
+        filter: b.filter,
+        connection: b.connection.ok_or_else(|| ApiError::bad_request("`connection` is required"))?,
+        action: b.action.ok_or_else(|| ApiError::bad_request("`action` is required"))?,
+        fields: b.fields.unwrap_or_else(|| json!({})),
+        active: b.active.unwrap_or(true),
+        created_at: now,
+        updated_at: now,
+    };
+    validate(&app, &rule)?;
+    app.store.put_rule(&rule)?;
+    app.rules_changed(&ws);
+    Ok((StatusCode::CREATED, Json(view(&rule))))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    event: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_rules(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
+    let rules: Vec<Rule> =
+        app.store.rules(&ws, &page)?.into_iter().filter(|r| p.event.as_ref().is_none_or(|e| *e == r.event)).collect();
+    let last = rules.last().map(|r| r.id.clone());
+    Ok(Json(list(rules.iter().map(view).collect(), page.limit, last)))
+}
+
+fn load(app: &App, ws: &str, id: &str) -> Result<Rule, ApiError> {
+    app.store.rule(ws, id)?.ok_or_else(|| ApiError::not_found("rule", id))
+}
+
+async fn show(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    Ok(Json(view(&load(&app, &ws, &id)?)))
+}
+
+async fn update(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    let mut rule = load(&app, &ws, &id)?;
+    let b: RuleBody = parse_body(&body)?;
+    if let Some(v) = b.event {
+        rule.event = v;
+    }
+    if b.resource.is_some() {
+        rule.resource = b.resource;
+    }
+    if b.resource_id.is_some() {
+        rule.resource_id = b.resource_id;
+    }
+    if b.filter.is_some() {
+        rule.filter = b.filter.filter(|f| !f.is_null());
+    }
+    if let Some(v) = b.connection {
+        rule.connection = v;
+    }
+    if let Some(v) = b.action {
+        rule.action = v;
+    }
+    if let Some(v) = b.fields {
+        rule.fields = v;
+    }
+    if let Some(v) = b.active {
+        rule.active = v;
+    }
+    rule.updated_at = now_ms();
+    validate(&app, &rule)?;
+    app.store.put_rule(&rule)?;
+    app.rules_changed(&ws);
+    Ok(Json(view(&rule)))
+}
+
+async fn remove(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller(&app, &headers)?.can_access(&ws)?;
+    if !app.store.delete_rule(&ws, &id)? {
+        return Err(ApiError::not_found("rule", &id));
+    }
+    app.rules_changed(&ws);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,108 @@
+//! The running service's shared state: configuration, store, sandbox,
+//! registry, master key and the wiring between ingest and delivery.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::model::Rule;
+use crate::registry::Registry;
+use crate::routing::fields::FieldTemplates;
+use crate::routing::filter::Filter;
+use crate::runtime::Runtime;
+use crate::secrets::MasterKey;
+use crate::store::commit::Committer;
+use crate::store::{Page, Store, StoreError};
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub committer: Committer,
+    pub runtime: Runtime,
+    pub registry: Registry,
+    pub master_key: MasterKey,
+    /// SHA-256 of the admin token.
+    pub admin_token_hash: [u8; 32],
+    /// Wakes the scheduler when deliveries become due now.
+    pub wake: Notify,
+    rules: RwLock<HashMap<String, Arc<Vec<CompiledRule>>>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("listen", &self.config.listen).finish_non_exhaustive()
+    }
+}
+
+/// A rule ready for matching at ingest.
+#[derive(Debug)]
+pub struct CompiledRule {
+    pub rule: Rule,
+    pub filter: Option<Filter>,
+    /// The connector of the rule's connection, copied into each delivery.
+    pub connector: String,
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        runtime: Runtime,
+        master_key: MasterKey,
+        admin_token_hash: [u8; 32],
+    ) -> App {
+        let committer = Committer::start(store.clone());
+        App {
+            config,
+            store,
+            committer,
+            runtime,
+            registry: Registry::default(),
+            master_key,
+            admin_token_hash,
+            wake: Notify::new(),
+            rules: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The workspace's active rules, compiled; cached until a rule changes.
+    pub fn rules_for(&self, workspace: &str) -> Result<Arc<Vec<CompiledRule>>, StoreError> {
+        if let Some(r) = self.rules.read().unwrap_or_else(|p| p.into_inner()).get(workspace) {
+            return Ok(r.clone());
+        }
+        let mut compiled = Vec::new();
+        let mut page = Page { cursor: None, limit: 500 };
+        loop {
+            let batch = self.store.rules(workspace, &page)?;
+            let done = batch.len() < page.limit;
+            page.cursor = batch.last().map(|r| r.id.clone());
+            for rule in batch.into_iter().filter(|r| r.active) {
+                // Saved rules were validated; a filter that no longer parses matches nothing.
+                let filter = match &rule.filter {
+                    Some(f) => match Filter::parse(f) {
+                        Ok(f) => Some(f),
+                        Err(_) => continue,
+                    },
+                    None => None,
+                };
+                if FieldTemplates::compile(&rule.fields).is_err() {
+                    continue;
+                }
+                let Some(connection) = self.store.connection(workspace, &rule.connection)? else { continue };
+                compiled.push(CompiledRule { rule, filter, connector: connection.connector });
+            }
+            if done {
+                break;
+            }
+        }
+        let compiled = Arc::new(compiled);
+        self.rules.write().unwrap_or_else(|p| p.into_inner()).insert(workspace.to_string(), compiled.clone());
+        Ok(compiled)
+    }
+
+    pub fn rules_changed(&self, workspace: &str) {
+        self.rules.write().unwrap_or_else(|p| p.into_inner()).remove(workspace);
+    }
+}

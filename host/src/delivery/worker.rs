@@ -1,0 +1,190 @@
+//! One attempt of one delivery: load what it needs, render the fields, run
+//! the connector in the sandbox, decide the next state and record it all in
+//! one write. Every path ends in a recorded state; nothing is dropped.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::limits::Limits;
+use super::retry::RetryPolicy;
+use crate::app::App;
+use crate::attempt::AttemptRecord;
+use crate::model::{AUTH_INVALID, Connection, Delivery, Event, now_ms, rfc3339};
+use crate::outcome::Outcome;
+use crate::routing::fields::FieldTemplates;
+use crate::runtime::{EventData, Invocation, Labels};
+use crate::secrets::SecretSet;
+use crate::store::Next;
+
+pub async fn attempt(app: &App, limits: &Limits, d: Delivery) {
+    let Some(lease) = d.lease.clone() else { return };
+    let now = now_ms();
+    let loaded = app
+        .store
+        .event(&d.workspace, &d.event_id)
+        .and_then(|e| Ok((e, app.store.connection(&d.workspace, &d.connection)?)));
+    let (event, connection) = match loaded {
+        Ok((Some(e), Some(c))) => (e, c),
+        Ok((_, None)) => {
+            return finish_without_run(app, &d, &lease, Outcome::InternalError, "the connection was deleted");
+        }
+        Ok((None, _)) => return finish_without_run(app, &d, &lease, Outcome::InternalError, "the event is gone"),
+        Err(e) => {
+            tracing::error!(delivery = %d.id, error = %e, "loading a delivery's event");
+            let _ = app.store.release(&d.id, &lease, now + 1000);
+            return;
+        }
+    };
+    if !connection.active {
+        park(app, &d, &lease, now);
+        return;
+    }
+    let Some(connector) = app.registry.resolve(&connection.connector, &connection.version) else {
+        tracing::warn!(delivery = %d.id, connector = %connection.connector, version = %connection.version, "connector version not registered; waiting");
+        let _ = app.store.release(&d.id, &lease, now + 5000);
+        return;
+    };
+    let rate = connection
+        .rate_limit_per_second
+        .or_else(|| connector.manifest().default_rate_limit.map(|r| f64::from(r.requests) / f64::from(r.per_seconds)));
+    let max_in_flight = connection.concurrency.unwrap_or(app.config.delivery.per_connection_concurrency as u32);
+    let _slot = match limits.try_acquire(&connection.id, rate, max_in_flight, now) {
+        Ok(slot) => slot,
+        Err(retry_at) => {
+            let _ = app.store.release(&d.id, &lease, retry_at);
+            return;
+        }
+    };
+
+    let n = d.attempt_count + 1;
+    let fields = match render_fields(&d, &event) {
+        Ok(f) => f,
+        Err(message) => {
+            let record = synthetic(&connection, &connector.manifest().version, n, Outcome::MappingError, message);
+            let _ = app.store.finish_attempt(&d.id, &lease, &record, Next::Failed, now_ms());
+            return;
+        }
+    };
+    let secrets = match app.master_key.open(&connection.sealed_secrets, &connection.id) {
+        Ok(s) => SecretSet::new(s),
+        Err(e) => {
+            let record =
+                synthetic(&connection, &connector.manifest().version, n, Outcome::InternalError, e.to_string());
+            let _ = app.store.finish_attempt(&d.id, &lease, &record, Next::Failed, now_ms());
+            return;
+        }
+    };
+    let invocation = Invocation {
+        event: EventData {
+            id: event.id.clone(),
+            delivery_id: d.id.clone(),
+            name: event.event.clone(),
+            resource: event.resource.clone(),
+            resource_id: event.resource_id.clone(),
+            payload: event.payload.clone(),
+            created_at: rfc3339(event.created_at),
+            workspace: event.workspace.clone(),
+        },
+        action: d.action.clone(),
+        fields: fields.to_string(),
+        settings: connection.settings.to_string(),
+        secrets: Arc::new(secrets),
+        cache_scope: connection.id.clone(),
+        attempt: n,
+    };
+    let labels = Labels {
+        connector: connector.manifest().name.clone(),
+        version: connector.manifest().version.clone(),
+        workspace: d.workspace.clone(),
+        delivery: d.id.clone(),
+    };
+    let record = app.runtime.invoke(&connector, invocation, labels).await;
+    let policy = RetryPolicy { schedule: app.config.retry.schedule.clone(), jitter: app.config.retry.jitter };
+    let now = now_ms();
+    let next = policy.next(record.outcome, n, record.retry_after_ms, now, rand::random());
+    if record.outcome == Outcome::AuthFailed {
+        pause_connection(app, &connection, now);
+    }
+    match app.store.finish_attempt(&d.id, &lease, &record, next.clone(), now) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(delivery = %d.id, "lease lost before the attempt finished; its record was dropped"),
+        Err(e) => tracing::error!(delivery = %d.id, error = %e, "recording an attempt"),
+    }
+    if matches!(next, Next::Retry { at } if at <= now_ms()) {
+        app.wake.notify_one();
+    }
+}
+
+/// Template context of SPEC §5.
+fn render_fields(d: &Delivery, event: &Event) -> Result<serde_json::Value, String> {
+    let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
+    let context = json!({
+        "event": event.event,
+        "payload": payload,
+        "resource": event.resource,
+        "resource_id": event.resource_id,
+        "workspace": event.workspace,
+        "id": event.id,
+        "created_at": rfc3339(event.created_at),
+    });
+    let templates = FieldTemplates::compile(&d.fields).map_err(|e| e.to_string())?;
+    templates.render(&context).map_err(|e| e.to_string())
+}
+
+fn synthetic(connection: &Connection, version: &str, n: u32, outcome: Outcome, error: String) -> AttemptRecord {
+    AttemptRecord {
+        connector: connection.connector.clone(),
+        connector_version: version.to_string(),
+        n,
+        started_at: rfc3339(now_ms()),
+        duration_ms: 0.0,
+        outcome,
+        error: Some(error),
+        summary: None,
+        retry_after_ms: None,
+        steps: Vec::new(),
+        logs: Vec::new(),
+    }
+}
+
+fn finish_without_run(app: &App, d: &Delivery, lease: &str, outcome: Outcome, why: &str) {
+    let record = AttemptRecord {
+        connector: d.connector.clone(),
+        connector_version: d.connector_version.clone().unwrap_or_default(),
+        n: d.attempt_count + 1,
+        started_at: rfc3339(now_ms()),
+        duration_ms: 0.0,
+        outcome,
+        error: Some(why.to_string()),
+        summary: None,
+        retry_after_ms: None,
+        steps: Vec::new(),
+        logs: Vec::new(),
+    };
+    let _ = app.store.finish_attempt(&d.id, lease, &record, Next::Failed, now_ms());
+}
+
+/// The connection is paused: the delivery waits, without an attempt, until
+/// the connection is fixed.
+fn park(app: &App, d: &Delivery, lease: &str, now: i64) {
+    if let Err(e) = app.store.park(&d.id, lease, now) {
+        tracing::error!(delivery = %d.id, error = %e, "parking a delivery");
+    }
+}
+
+fn pause_connection(app: &App, connection: &Connection, now: i64) {
+    let Ok(Some(mut current)) = app.store.connection(&connection.workspace, &connection.id) else { return };
+    if !current.active {
+        return;
+    }
+    current.active = false;
+    current.inactive_reason = Some(AUTH_INVALID.to_string());
+    current.updated_at = now;
+    match app.store.put_connection(&current) {
+        Ok(()) => {
+            tracing::warn!(connection = %current.id, "authentication failed: connection paused until it is fixed")
+        }
+        Err(e) => tracing::error!(connection = %current.id, error = %e, "pausing a connection"),
+    }
+}

@@ -1,0 +1,179 @@
+//! The records Switchboard stores and the API shows: workspaces, keys,
+//! connections, rules, events, deliveries, replay jobs. Identifiers are
+//! time-ordered (ULID), so sorting by id is sorting by creation time.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A new id: `prefix` + ULID. Workspace and key ids use `-`, because the
+/// Meshes publishable-key grammar forbids `_` inside them.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", ulid::Ulid::new())
+}
+
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    Publishable,
+    Secret,
+}
+
+/// A workspace key. Only its SHA-256 is stored; `hint` is safe to show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub workspace: String,
+    pub kind: KeyKind,
+    pub hash: String,
+    pub hint: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Why a connection is not delivering.
+pub const AUTH_INVALID: &str = "authentication_invalid";
+pub const VERSION_BLOCKED: &str = "connector_version_blocked";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub workspace: String,
+    pub name: String,
+    pub connector: String,
+    /// `latest` or an exact version.
+    pub version: String,
+    pub settings: Value,
+    /// Names only; values live sealed in `sealed_secrets`.
+    pub secret_names: Vec<String>,
+    #[serde(with = "crate::model::base64_bytes")]
+    pub sealed_secrets: Vec<u8>,
+    pub active: bool,
+    pub inactive_reason: Option<String>,
+    /// Deliveries per second (token bucket); the connector's default when absent.
+    pub rate_limit_per_second: Option<f64>,
+    pub concurrency: Option<u32>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub id: String,
+    pub workspace: String,
+    pub event: String,
+    pub resource: Option<String>,
+    pub resource_id: Option<String>,
+    pub filter: Option<Value>,
+    pub connection: String,
+    pub action: String,
+    pub fields: Value,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub workspace: String,
+    pub event: String,
+    pub resource: String,
+    pub resource_id: Option<String>,
+    /// The payload JSON text as received.
+    pub payload: String,
+    /// The id of the key that emitted it (never the key).
+    pub created_by: String,
+    pub created_at: i64,
+    pub delivery_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Processing,
+    Retrying,
+    /// The connection is inactive; resumes when it is fixed.
+    Waiting,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl DeliveryStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, DeliveryStatus::Completed | DeliveryStatus::Failed | DeliveryStatus::Canceled)
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_string())).ok()
+    }
+}
+
+/// One (event × rule) unit of work. The rule's action and field templates
+/// are copied in at accept time: a later rule change does not re-route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub workspace: String,
+    pub event_id: String,
+    pub rule: String,
+    pub connection: String,
+    pub connector: String,
+    pub action: String,
+    pub fields: Value,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    /// When it is next due (ms), if it is queued.
+    pub due_at: Option<i64>,
+    /// Lease token of the worker holding it, if claimed.
+    pub lease: Option<String>,
+    pub connector_version: Option<String>,
+    pub last_error: Option<String>,
+    pub last_outcome: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayJob {
+    pub id: String,
+    pub workspace: String,
+    pub status: DeliveryStatus,
+    pub connection: Option<String>,
+    pub rule: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub matched: u64,
+    pub requeued: u64,
+    pub state: String,
+    pub created_at: i64,
+}
+
+pub mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(b))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        STANDARD.decode(String::deserialize(d)?).map_err(D::Error::custom)
+    }
+}

@@ -1,0 +1,177 @@
+//! `run(config, listener, shutdown)`: the whole service — store, sandbox,
+//! registry, delivery workers and the HTTP API — started in-process by the
+//! binary and by the tests alike.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::egress::EgressPolicy;
+use crate::model::now_ms;
+use crate::runtime::Runtime;
+use crate::runtime::cache::ConnectorCache;
+use crate::runtime::transport::ReqwestTransport;
+use crate::secrets::MasterKey;
+use crate::store::{CacheEntry, SledStore, Store};
+
+/// The `cache` import backed by the store, so cached lookups survive restarts.
+struct StoreCache(Arc<dyn Store>);
+
+impl ConnectorCache for StoreCache {
+    fn get(&self, scope: &str, key: &str) -> Option<String> {
+        self.0.cache_get(scope, key, now_ms()).ok().flatten()
+    }
+    fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration) {
+        let entry = CacheEntry { value: value.to_string(), expires_at: now_ms() + ttl.as_millis() as i64 };
+        if let Err(e) = self.0.cache_set(scope, key, &entry) {
+            tracing::warn!(error = %e, "connector cache write failed");
+        }
+    }
+}
+
+/// Read a generated credential from the data dir, or create it (0600) and
+/// print it once.
+fn bootstrap_secret(dir: &Path, file: &str, what: &str, make: impl Fn() -> String) -> anyhow::Result<String> {
+    let path = dir.join(file);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_string());
+    }
+    let value = make();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut f, value.as_bytes())?;
+    f.sync_all()?;
+    eprintln!("switchboard: generated {what} (stored in {}, shown once): {value}", path.display());
+    Ok(value)
+}
+
+/// Open everything and build the shared state.
+pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let admin_token = match &config.admin_token {
+        Some(t) => t.clone(),
+        None => bootstrap_secret(&config.data_dir, "admin_token", "admin token", || {
+            format!("sb_admin_{}", ulid::Ulid::new().to_string().to_lowercase())
+        })?,
+    };
+    let master_key = match &config.master_key {
+        Some(k) => k.clone(),
+        None => bootstrap_secret(&config.data_dir, "master_key", "master key", MasterKey::generate)?,
+    };
+    let master_key = MasterKey::from_base64(&master_key).context("master_key")?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
+    let egress = Arc::new(EgressPolicy {
+        allow_private_networks: config.egress.allow_private_networks,
+        allow_hosts: config.egress.allow_hosts.clone(),
+    });
+    let transport = Arc::new(ReqwestTransport::new(egress.clone())?);
+    let runtime = Runtime::new(config.sandbox.clone(), egress, transport, Arc::new(StoreCache(store.clone())))?;
+    let admin_hash: [u8; 32] = Sha256::digest(admin_token.as_bytes()).into();
+    let connectors_dir = config.connectors_dir.clone();
+    let app = Arc::new(App::new(config, store, runtime, master_key, admin_hash));
+    if let Some(dir) = connectors_dir {
+        register_dir(&app, &dir).await?;
+    }
+    Ok(app)
+}
+
+/// Register every `*.wasm` in `dir`, in name order.
+async fn register_dir(app: &App, dir: &Path) -> anyhow::Result<()> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading connectors dir {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let bytes = std::fs::read(&path)?;
+        match app.runtime.load(&bytes).await {
+            Ok(c) => {
+                let (name, version) = (c.manifest().name.clone(), c.manifest().version.clone());
+                match app.registry.register(c) {
+                    Ok(()) => {
+                        tracing::info!(connector = %name, %version, path = %path.display(), "connector registered")
+                    }
+                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "connector not registered"),
+                }
+            }
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "connector refused"),
+        }
+    }
+    Ok(())
+}
+
+/// Serve until `shutdown` is cancelled, then stop accepting, let in-flight
+/// attempts finish within the grace period and flush the store.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let app = build(config).await?;
+    serve(app, listener, shutdown).await
+}
+
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let workers_up = Arc::new(AtomicBool::new(true));
+    let delivery = tokio::spawn(crate::delivery::run(app.clone(), shutdown.clone()));
+    let sweeper = tokio::spawn(sweep_loop(app.clone(), shutdown.clone()));
+    for mut job in app.store.replays_pending()? {
+        if let Err(e) = crate::api::events::run_replay(&app, &mut job) {
+            tracing::error!(replay = %job.id, error = %e.message, "resuming a replay");
+        }
+    }
+    let ready_app = app.clone();
+    let ready_flag = workers_up.clone();
+    let router = crate::api::router(app.clone()).route(
+        "/readyz",
+        get(move || {
+            let app = ready_app.clone();
+            let flag = ready_flag.clone();
+            async move {
+                let store_ok = app.store.next_due().is_ok();
+                let ok = store_ok && flag.load(Ordering::Relaxed);
+                let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                (status, Json(json!({"store": store_ok, "workers": flag.load(Ordering::Relaxed)})))
+            }
+        }),
+    );
+    tracing::info!(listen = %listener.local_addr()?, "switchboard serving");
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    workers_up.store(false, Ordering::Relaxed);
+    let _ = delivery.await;
+    let _ = sweeper.await;
+    app.store.sync()?;
+    tracing::info!("switchboard stopped");
+    Ok(())
+}
+
+async fn sweep_loop(app: Arc<App>, shutdown: CancellationToken) {
+    let keep_ms = i64::from(app.config.retention.days) * 24 * 3600 * 1000;
+    loop {
+        let store = app.store.clone();
+        let before = now_ms() - keep_ms;
+        match tokio::task::spawn_blocking(move || store.sweep(before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "retention sweep"),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention sweep"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! Delivery (SPEC §4–§6): fan-out to matching rules, retries on the
+//! schedule honouring Retry-After, paused connections that resume when
+//! fixed, tenant isolation, replay, and state that survives a restart.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_tests::WEBHOOK_SECRET;
+use switchboard_tests::host::{TestHost, Ws};
+use switchboard_tests::receiver::{Receiver, reply};
+use switchboard_tests::standard_webhooks::verify;
+
+/// A receiver that fails with `failure` for the first `n` requests, then 200.
+async fn flaky(n: usize, failure: u16, headers: &'static [(&'static str, &'static str)]) -> Receiver {
+    let seen = Arc::new(AtomicUsize::new(0));
+    Receiver::start(move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) < n { reply(failure, headers, "not now") } else { reply(200, &[], "ok") }
+    })
+    .await
+}
+
+async fn emit_one(host: &TestHost, ws: &Ws, event: &str, payload: Value) -> String {
+    let (status, body) = host.emit(ws, json!({"event": event, "payload": payload})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["event"]["id"].as_str().unwrap().to_string()
+}
+
+async fn only_delivery(host: &TestHost, ws: &Ws, event: &str) -> Value {
+    let v = host
+        .admin(Method::GET, &format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id), None, StatusCode::OK)
+        .await;
+    assert_eq!(v["count"], 1, "{v}");
+    v["records"][0].clone()
+}
+
+async fn attempts(host: &TestHost, ws: &Ws, delivery: &str) -> Vec<Value> {
+    let v = host
+        .admin(
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/deliveries/{delivery}/attempts", ws.id),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    v["records"].as_array().unwrap().clone()
+}
+
+async fn setup(host: &TestHost, url: &str) -> (Ws, String) {
+    let ws = host.workspace("acme").await;
+    let conn = host.webhook_connection(&ws, url).await;
+    host.rule(&ws, json!({"event": "page.completed", "connection": conn, "action": "send_webhook"})).await;
+    (ws, conn)
+}
+
+#[tokio::test]
+async fn an_event_fans_out_to_every_matching_rule_signed_and_recorded() {
+    let receiver = Receiver::answering(204, "").await;
+    let host = TestHost::start().await;
+    let ws = host.workspace("acme").await;
+    let conn = host.webhook_connection(&ws, &receiver.url("/all")).await;
+    host.rule(&ws, json!({"event": "page.completed", "connection": conn, "action": "send_webhook"})).await;
+    host.rule(&ws, json!({"event": "page.completed", "connection": conn, "action": "send_webhook",
+        "filter": {"payload": {"sequence_step": {"$gte": 3}}},
+        "fields": {"body": {"step": "{{ payload.sequence_step }}", "who": "{{ payload.email }} on step {{ payload.sequence_step }}"}}})).await;
+    host.rule(
+        &ws,
+        json!({"event": "page.completed", "connection": conn, "action": "send_webhook",
+        "filter": {"payload": {"sequence_step": {"$gte": 5}}}}),
+    )
+    .await;
+    host.rule(&ws, json!({"event": "signup", "connection": conn, "action": "send_webhook"})).await;
+
+    let id = emit_one(&host, &ws, "page.completed", json!({"email": "alex@northstar.io", "sequence_step": 3})).await;
+    let event = host.settled_event(&ws, &id).await;
+    assert_eq!(
+        (event["status"].as_str(), event["total_rules"].as_u64(), event["completed_count"].as_u64()),
+        (Some("completed"), Some(2), Some(2))
+    );
+    let sent = receiver.requests();
+    assert_eq!(sent.len(), 2);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    for r in &sent {
+        assert_eq!(
+            verify(
+                WEBHOOK_SECRET,
+                r.header("webhook-id"),
+                r.header("webhook-timestamp"),
+                r.header("webhook-signature"),
+                &r.body,
+                now
+            ),
+            Ok(())
+        );
+    }
+    let custom: Vec<Value> = sent
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .filter(|b: &Value| b.get("step").is_some())
+        .collect();
+    assert_eq!(custom, [json!({"step": 3, "who": "alex@northstar.io on step 3"})], "a lone expression keeps its type");
+    let d = host.admin(Method::GET, &format!("/api/v1/workspaces/{}/deliveries", ws.id), None, StatusCode::OK).await;
+    let first = &d["records"][0];
+    assert_eq!((first["status"].as_str(), first["attempt_count"].as_u64()), (Some("completed"), Some(1)));
+    assert_eq!(first["connector"], "webhook");
+    let a = attempts(&host, &ws, first["id"].as_str().unwrap()).await;
+    assert_eq!(a[0]["outcome"], "delivered");
+    assert_eq!(a[0]["steps"][0]["response"]["status"], 204);
+    assert_eq!(a[0]["steps"][0]["request"]["method"], "POST");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_delivered() {
+    let receiver = flaky(3, 503, &[]).await;
+    let host = TestHost::start().await;
+    let (ws, _) = setup(&host, &receiver.url("/h")).await;
+    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
+    let d = only_delivery(&host, &ws, &id).await;
+    assert_eq!(d["attempt_count"], 4);
+    let outcomes: Vec<Value> =
+        attempts(&host, &ws, d["id"].as_str().unwrap()).await.iter().map(|a| a["outcome"].clone()).collect();
+    assert_eq!(
+        outcomes,
+        [
+            json!("rejected_server_error"),
+            json!("rejected_server_error"),
+            json!("rejected_server_error"),
+            json!("delivered")
+        ]
+    );
+    let ids: Vec<_> = receiver.requests().iter().map(|r| r.header("webhook-id").unwrap().to_string()).collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one idempotency key across attempts");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let receiver = flaky(1, 429, &[("Retry-After", "2")]).await;
+    let host = TestHost::start().await;
+    let (ws, _) = setup(&host, &receiver.url("/h")).await;
+    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
+    let d = only_delivery(&host, &ws, &id).await;
+    let a = attempts(&host, &ws, d["id"].as_str().unwrap()).await;
+    assert_eq!(a[0]["outcome"], "rate_limited");
+    assert_eq!(a[0]["retry_after_ms"], 2000);
+    let t = |v: &Value| v["started_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let gap = t(&a[1]).duration_since(t(&a[0]));
+    assert!(gap >= jiff::SignedDuration::from_secs(2), "second attempt came after {gap:#}, before Retry-After");
+}
+
+#[tokio::test]
+async fn client_errors_fail_at_once() {
+    let receiver = Receiver::answering(400, "bad").await;
+    let host = TestHost::start().await;
+    let (ws, _) = setup(&host, &receiver.url("/h")).await;
+    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    let event = host.settled_event(&ws, &id).await;
+    assert_eq!((event["status"].as_str(), event["failed_count"].as_u64()), (Some("failed"), Some(1)));
+    let d = only_delivery(&host, &ws, &id).await;
+    assert_eq!((d["attempt_count"].as_u64(), d["last_outcome"].as_str()), (Some(1), Some("rejected_client_error")));
+    assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_auth_failure_pauses_the_connection_until_its_secret_is_fixed() {
+    // 401 unless signed with the right secret.
+    let receiver = Receiver::start(|r| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let ok = verify(
+            WEBHOOK_SECRET,
+            r.header("webhook-id"),
+            r.header("webhook-timestamp"),
+            r.header("webhook-signature"),
+            &r.body,
+            now,
+        )
+        .is_ok();
+        reply(if ok { 200 } else { 401 }, &[], "")
+    })
+    .await;
+    let host = TestHost::start().await;
+    let ws = host.workspace("acme").await;
+    let body = json!({"connector": "webhook", "name": "hook", "settings": {"url": receiver.url("/h")},
+                      "secrets": {"signing_secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"}});
+    let conn = host
+        .admin(Method::POST, &format!("/api/v1/workspaces/{}/connections", ws.id), Some(body), StatusCode::CREATED)
+        .await;
+    let conn = conn["id"].as_str().unwrap().to_string();
+    host.rule(&ws, json!({"event": "page.completed", "connection": conn, "action": "send_webhook"})).await;
+    let first = emit_one(&host, &ws, "page.completed", json!({"n": 1})).await;
+    let conn_path = format!("/api/v1/workspaces/{}/connections/{conn}", ws.id);
+    host.wait_until("connection paused", || async {
+        host.raw(Method::GET, &conn_path, Some(switchboard_tests::host::ADMIN), None).await.1["active"] == false
+    })
+    .await;
+    let c = host.admin(Method::GET, &conn_path, None, StatusCode::OK).await;
+    assert_eq!(c["inactive_reason"], "authentication_invalid");
+    assert_eq!(c["secrets"], json!(["signing_secret"]), "names only");
+    assert!(!c.to_string().contains("whsec_"), "secret values are never returned");
+    let second = emit_one(&host, &ws, "page.completed", json!({"n": 2})).await;
+    host.wait_until("both waiting", || async {
+        let v = host
+            .raw(
+                Method::GET,
+                &format!("/api/v1/workspaces/{}/deliveries?status=waiting", ws.id),
+                Some(switchboard_tests::host::ADMIN),
+                None,
+            )
+            .await
+            .1;
+        v["count"] == 2
+    })
+    .await;
+    assert_eq!(receiver.requests().len(), 1, "a paused connection sends nothing");
+    host.admin(Method::PATCH, &conn_path, Some(json!({"secrets": {"signing_secret": WEBHOOK_SECRET}})), StatusCode::OK)
+        .await;
+    for id in [&first, &second] {
+        assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
+    }
+    assert_eq!(host.admin(Method::GET, &conn_path, None, StatusCode::OK).await["active"], true);
+}
+
+#[tokio::test]
+async fn workspaces_are_isolated() {
+    let receiver_a = Receiver::answering(200, "ok").await;
+    let receiver_b = Receiver::answering(200, "ok").await;
+    let host = TestHost::start().await;
+    let (a, conn_a) = setup(&host, &receiver_a.url("/a")).await;
+    let (b, conn_b) = setup(&host, &receiver_b.url("/b")).await;
+    let event_a = emit_one(&host, &a, "page.completed", json!({"tenant": "a"})).await;
+    let event_b = emit_one(&host, &b, "page.completed", json!({"tenant": "b"})).await;
+    host.settled_event(&a, &event_a).await;
+    host.settled_event(&b, &event_b).await;
+    assert!(receiver_a.requests().iter().all(|r| r.text().contains("\"tenant\":\"a\"")));
+    assert!(receiver_b.requests().iter().all(|r| r.text().contains("\"tenant\":\"b\"")));
+    let delivery_b = only_delivery(&host, &b, &event_b).await["id"].as_str().unwrap().to_string();
+
+    // A's secret key: 403 on every B resource.
+    let b_paths = [
+        format!("/api/v1/workspaces/{}", b.id),
+        format!("/api/v1/workspaces/{}/connections", b.id),
+        format!("/api/v1/workspaces/{}/connections/{conn_b}", b.id),
+        format!("/api/v1/workspaces/{}/rules", b.id),
+        format!("/api/v1/workspaces/{}/events", b.id),
+        format!("/api/v1/workspaces/{}/events/{event_b}", b.id),
+        format!("/api/v1/workspaces/{}/deliveries", b.id),
+        format!("/api/v1/workspaces/{}/deliveries/{delivery_b}/attempts", b.id),
+        format!("/api/v1/workspaces/{}/keys", b.id),
+    ];
+    for path in &b_paths {
+        let (status, _) = host.raw(Method::GET, path, Some(&a.secret), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "GET {path}");
+    }
+    let (status, _) = host
+        .raw(Method::POST, &format!("/api/v1/workspaces/{}/deliveries/{delivery_b}/retry", b.id), Some(&a.secret), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Through A's own path, B's ids are simply not found.
+    let (status, _) = host
+        .raw(Method::GET, &format!("/api/v1/workspaces/{}/deliveries/{delivery_b}", a.id), Some(&a.secret), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = host
+        .raw(Method::GET, &format!("/api/v1/workspaces/{}/connections/{conn_b}", a.id), Some(&a.secret), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A rule in A cannot point at B's connection.
+    let (status, v) = host
+        .raw(
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/rules", a.id),
+            Some(&a.secret),
+            Some(json!({"event": "x", "connection": conn_b, "action": "send_webhook"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // B's own lists show only B.
+    let (_, events) =
+        host.raw(Method::GET, &format!("/api/v1/workspaces/{}/events", b.id), Some(&b.secret), None).await;
+    assert_eq!(events["count"], 1);
+    assert_eq!(events["records"][0]["id"], event_b.as_str());
+    let (_, list) = host.raw(Method::GET, "/api/v1/workspaces", Some(&b.secret), None).await;
+    assert_eq!(list["count"], 1);
+    let (_, conns) =
+        host.raw(Method::GET, &format!("/api/v1/workspaces/{}/connections", b.id), Some(&b.secret), None).await;
+    assert_eq!(
+        conns["records"].as_array().unwrap().iter().map(|c| c["id"].clone()).collect::<Vec<_>>(),
+        [json!(conn_b)]
+    );
+    assert_ne!(conn_a, conn_b);
+    let (status, _) = host.raw(Method::POST, "/api/v1/workspaces", Some(&a.secret), Some(json!({"name": "x"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only the admin creates workspaces");
+}
+
+#[tokio::test]
+async fn replay_resends_failed_deliveries_only() {
+    let broken = Arc::new(AtomicUsize::new(1));
+    let flag = broken.clone();
+    let receiver = Receiver::start(move |r| {
+        if r.text().contains("\"ok\":true") {
+            reply(200, &[], "")
+        } else if flag.load(Ordering::SeqCst) == 1 {
+            reply(500, &[], "down")
+        } else {
+            reply(200, &[], "")
+        }
+    })
+    .await;
+    let host = TestHost::start().await;
+    let (ws, _) = setup(&host, &receiver.url("/h")).await;
+    let good = emit_one(&host, &ws, "page.completed", json!({"ok": true})).await;
+    let bad: Vec<String> = futures_join(&host, &ws, 3).await;
+    assert_eq!(host.settled_event(&ws, &good).await["status"], "completed");
+    for id in &bad {
+        assert_eq!(host.settled_event(&ws, id).await["status"], "failed");
+    }
+    let sent_before = receiver.requests().len();
+    broken.store(0, Ordering::SeqCst);
+    let job = host
+        .admin(
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/replays", ws.id),
+            Some(json!({"status": "failed"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(
+        (job["matched"].as_u64(), job["requeued"].as_u64(), job["state"].as_str()),
+        (Some(3), Some(3), Some("completed"))
+    );
+    for id in &bad {
+        assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
+    }
+    assert_eq!(receiver.requests().len(), sent_before + 3, "the completed delivery was not re-sent");
+    let again = host
+        .admin(
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/replays/{}", ws.id, job["id"].as_str().unwrap()),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(again["requeued"], 3);
+}
+
+async fn futures_join(host: &TestHost, ws: &Ws, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(emit_one(host, ws, "page.completed", json!({"ok": false, "i": i})).await);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn retry_and_cancel_respect_the_delivery_state() {
+    // Slow answers keep each attempt in flight long enough to poke at it.
+    let receiver = Receiver::start_delayed(Duration::from_millis(400), |_| reply(400, &[], "no")).await;
+    let host = TestHost::start().await;
+    let (ws, _) = setup(&host, &receiver.url("/h")).await;
+    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    let d = only_delivery(&host, &ws, &id).await;
+    let base = format!("/api/v1/workspaces/{}/deliveries/{}", ws.id, d["id"].as_str().unwrap());
+    let admin = Some(switchboard_tests::host::ADMIN);
+    let (status, v) = host.raw(Method::POST, &format!("{base}/retry"), admin, None).await;
+    assert_eq!(status, StatusCode::TOO_EARLY, "in flight or due now: {v}");
+    assert_eq!(host.settled_event(&ws, &id).await["status"], "failed");
+    let retried = host.admin(Method::POST, &format!("{base}/retry"), None, StatusCode::OK).await;
+    assert_eq!(retried["status"], "retrying");
+    let (status, _) = host.raw(Method::POST, &format!("{base}/retry"), admin, None).await;
+    assert_eq!(status, StatusCode::TOO_EARLY, "already due");
+    host.wait_until("second attempt", || async { receiver.requests().len() == 2 }).await;
+    assert_eq!(host.settled_event(&ws, &id).await["status"], "failed");
+    let (status, _) = host.raw(Method::POST, &format!("{base}/cancel"), admin, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a failed delivery is final");
+
+    let pending = emit_one(&host, &ws, "page.completed", json!({"a": 2})).await;
+    let d = only_delivery(&host, &ws, &pending).await;
+    let canceled = host
+        .admin(
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/deliveries/{}/cancel", ws.id, d["id"].as_str().unwrap()),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(canceled["status"], "canceled");
+}
+
+#[tokio::test]
+async fn a_template_that_fails_is_a_mapping_error() {
+    let receiver = Receiver::answering(200, "").await;
+    let host = TestHost::start().await;
+    let ws = host.workspace("acme").await;
+    let conn = host.webhook_connection(&ws, &receiver.url("/h")).await;
+    host.rule(&ws, json!({"event": "e", "connection": conn, "action": "send_webhook", "fields": {"body": {"x": "{{ payload.missing }}"}}})).await;
+    let (status, v) = host.raw(Method::POST, &format!("/api/v1/workspaces/{}/rules", ws.id), Some(switchboard_tests::host::ADMIN),
+        Some(json!({"event": "e", "connection": conn, "action": "send_webhook", "filter": {"payload": {"n": {"$gte": [1]}}}}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(v["message"].as_str().unwrap().contains("payload.n.$gte"), "{v}");
+    let id = emit_one(&host, &ws, "e", json!({"a": 1})).await;
+    assert_eq!(host.settled_event(&ws, &id).await["status"], "failed");
+    let d = only_delivery(&host, &ws, &id).await;
+    assert_eq!(d["last_outcome"], "mapping_error");
+    assert!(d["last_error"].as_str().unwrap().contains("body.x"), "{d}");
+    assert!(receiver.requests().is_empty());
+}
+
+#[tokio::test]
+async fn connections_are_validated_by_their_connector() {
+    let host = TestHost::start().await;
+    let ws = host.workspace("acme").await;
+    let path = format!("/api/v1/workspaces/{}/connections", ws.id);
+    let cases = [
+        (json!({"connector": "nope", "name": "x"}), "unknown connector `nope`"),
+        (
+            json!({"connector": "webhook", "name": "x", "settings": {"url": "ftp://x"}, "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+            "settings.url",
+        ),
+        (
+            json!({"connector": "webhook", "name": "x", "settings": {"url": "https://x.io"}}),
+            "secret `signing_secret` is required",
+        ),
+        (
+            json!({"connector": "webhook", "name": "x", "settings": {"url": "https://x.io"}, "secrets": {"signing_secret": WEBHOOK_SECRET, "api_key": "k"}}),
+            "no secret `api_key`",
+        ),
+        (
+            json!({"connector": "webhook", "version": "9.9.9", "name": "x", "settings": {"url": "https://x.io"}}),
+            "no version `9.9.9`",
+        ),
+    ];
+    for (body, message) in cases {
+        let v = host.admin(Method::POST, &path, Some(body), StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(v["message"].as_str().unwrap().contains(message), "{v}");
+    }
+    let v = host.admin(Method::GET, &path, None, StatusCode::OK).await;
+    assert_eq!(v["count"], 0, "nothing saved");
+}
+
+#[tokio::test]
+async fn accepted_events_survive_a_restart() {
+    let host = TestHost::start_with(|c| c.retry.schedule = vec![Duration::ZERO, Duration::from_millis(300)]).await;
+    let receiver = flaky(1, 503, &[]).await;
+    let (ws, _) = setup(&host, &receiver.url("/h")).await;
+    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    host.wait_until("first attempt", || async { !receiver.requests().is_empty() }).await;
+    let host = host.restart().await;
+    assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
+    assert_eq!(receiver.requests().len(), 2);
+}
