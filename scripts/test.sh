@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
-guests=(-p switchboard-connector-webhook -p switchboard-fixture-hostile)
+guests=()
+for g in $(scripts/guests.sh); do guests+=(-p "$g"); done
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -451,3 +451,39 @@ async fn accepted_events_survive_a_restart() {
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
     assert_eq!(receiver.requests().len(), 2);
 }
+
+/// Emit `n` events one at a time and return each one's emit-to-receipt time.
+async fn latencies(host: &TestHost, ws: &Ws, receiver: &Receiver, event: &str, n: usize) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let before = receiver.requests().len();
+        let t = std::time::Instant::now();
+        emit_one(host, ws, event, json!({"i": i})).await;
+        host.wait_until("delivered", || async { receiver.requests().len() > before }).await;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_destination_does_not_slow_the_others() {
+    let fast = Receiver::answering(204, "").await;
+    let hanging = Receiver::start_delayed(Duration::from_secs(30), |_| reply(200, &[], "")).await;
+    let host = TestHost::start_with(|c| c.sandbox.request_timeout = Duration::from_secs(3)).await;
+    let ws = host.workspace("acme").await;
+    let good = host.webhook_connection(&ws, &fast.url("/fast")).await;
+    let bad = host.webhook_connection(&ws, &hanging.url("/hang")).await;
+    host.rule(&ws, json!({"event": "to.fast", "connection": good, "action": "send_webhook"})).await;
+    host.rule(&ws, json!({"event": "to.hanging", "connection": bad, "action": "send_webhook"})).await;
+
+    let alone = latencies(&host, &ws, &fast, "to.fast", 15).await[7];
+    for i in 0..64 {
+        emit_one(&host, &ws, "to.hanging", json!({"i": i})).await;
+    }
+    host.wait_until("the hanging receiver is busy", || async { hanging.requests().len() >= 8 }).await;
+    let under_fault = latencies(&host, &ws, &fast, "to.fast", 15).await[7];
+    eprintln!("fast connection p50: alone {alone:?}, next to a hanging one {under_fault:?}");
+    // Within 2x, with 20 ms of slack for scheduling noise at millisecond scale.
+    assert!(under_fault <= alone * 2 + Duration::from_millis(20), "alone {alone:?}, under fault {under_fault:?}");
+}

@@ -316,3 +316,27 @@ async fn ingest_answers_cors_preflight_for_any_origin() {
     let (status, _) = host.raw(Method::GET, "/healthz", Some(ADMIN), None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_workspace_over_its_ingest_rate_gets_429_with_retry_after() {
+    let host = TestHost::start_with(|c| c.ingest.rate_per_workspace = Some(2.0)).await;
+    let ws = host.workspace("a").await;
+    let other = host.workspace("b").await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(host.emit(&ws, json!({"event": "x", "payload": {"i": i}})).await.0);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 2, "{statuses:?}");
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", host.url))
+        .header("X-Meshes-Publishable-Key", &ws.publishable)
+        .json(&json!({"event": "x", "payload": {"i": 99}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    let (status, _) = host.emit(&other, json!({"event": "x", "payload": {"i": 0}})).await;
+    assert_eq!(status, StatusCode::CREATED, "another workspace has its own budget");
+    assert_eq!(events_of(&host, &ws.id).await.len(), 2, "nothing stored for rejected requests");
+}

@@ -2,8 +2,12 @@
 //! loopback. Each module reads as the specification of one product promise.
 
 mod cli;
+mod connectors;
+mod crash;
 mod delivery;
 mod ingest;
+mod onboarding;
 mod sandbox;
 mod secrecy;
+mod serve;
 mod webhook;

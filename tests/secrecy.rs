@@ -55,7 +55,7 @@ async fn the_guest_sees_only_placeholders_even_when_the_receiver_echoes_the_secr
     // The guest saw placeholders only, in headers and body of the echo.
     let summary = record.summary.clone().unwrap();
     assert!(!summary.contains(SECRET), "guest saw the secret: {summary}");
-    assert!(summary.contains("auth=Bearer {{secret.token}}"), "{summary}");
+    assert!(summary.contains("auth=Bearer {{ secret.token}}"), "scrubbed to a defused placeholder: {summary}");
     assert!(summary.contains("x-echoed-auth"), "{summary}");
 
     // The record (as the API would show it) and the logs hold no value.
@@ -78,4 +78,30 @@ async fn an_unknown_secret_placeholder_is_refused_without_sending() {
     assert_eq!(record.outcome, Outcome::RejectedClientError);
     assert!(record.error.unwrap().contains("no secret named `token`"));
     assert!(receiver.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_placeholder_smuggled_in_an_event_payload_is_never_substituted() {
+    let receiver = Receiver::answering(204, "").await;
+    let rt = runtime(true);
+    let webhook = load(&rt, "switchboard-connector-webhook").await;
+    let mut inv = invocation(
+        "send_webhook",
+        json!({}),
+        json!({"url": receiver.url("/hook")}),
+        &[("signing_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), ("bearer_token", SECRET)],
+    );
+    // Anyone holding the browser-safe publishable key controls the payload.
+    inv.event.payload = r#"{"note":"{{secret.bearer_token}}","again":"{{secret.signing_secret}}"}"#.into();
+    let record = rt.invoke(&webhook, inv, Labels::default()).await;
+    assert_eq!(record.outcome, Outcome::Delivered, "{record:#?}");
+    let sent = &receiver.requests()[0];
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str()),
+        "the connector's own placeholder works"
+    );
+    let body = sent.text();
+    assert!(!body.contains(SECRET) && !body.contains("MfKQ9r8"), "a payload placeholder leaked a secret: {body}");
+    assert!(body.contains(r#""note":"{{ secret.bearer_token}}""#), "{body}");
 }

@@ -128,12 +128,16 @@ fn main() {
         Runtime::new(SandboxLimits::default(), egress, Arc::new(transport), Arc::new(MemoryCache::default())).unwrap();
     let connector = rt.block_on(runtime.load(&wasm)).unwrap();
     let inv = invocation();
+    let e = &inv.event;
+    let event_bytes = [&e.id, &e.delivery_id, &e.name, &e.resource, &e.payload, &e.created_at, &e.workspace]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+        + e.resource_id.as_ref().map_or(0, String::len);
     println!(
-        "component: {} bytes; payload: {} bytes; {} iterations after {} warm-up",
+        "component: {} bytes; event record: {event_bytes} bytes ({} of payload); {ITERATIONS} iterations after {WARMUP} warm-up",
         wasm.len(),
-        PAYLOAD.len(),
-        ITERATIONS,
-        WARMUP
+        PAYLOAD.len()
     );
 
     // fresh instance per invocation: the production path

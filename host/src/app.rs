@@ -28,6 +28,8 @@ pub struct App {
     /// Wakes the scheduler when deliveries become due now.
     pub wake: Notify,
     rules: RwLock<HashMap<String, Arc<Vec<CompiledRule>>>>,
+    /// Per-workspace ingest buckets: (tokens, last refill ms).
+    ingest_buckets: std::sync::Mutex<HashMap<String, (f64, i64)>>,
 }
 
 impl std::fmt::Debug for App {
@@ -64,6 +66,7 @@ impl App {
             admin_token_hash,
             wake: Notify::new(),
             rules: RwLock::new(HashMap::new()),
+            ingest_buckets: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -100,6 +103,23 @@ impl App {
         let compiled = Arc::new(compiled);
         self.rules.write().unwrap_or_else(|p| p.into_inner()).insert(workspace.to_string(), compiled.clone());
         Ok(compiled)
+    }
+
+    /// Take `n` events from the workspace's ingest bucket, or say how many
+    /// seconds to wait (the Retry-After).
+    pub fn take_ingest(&self, workspace: &str, n: usize, now_ms: i64) -> Result<(), u64> {
+        let Some(rate) = self.config.ingest.rate_per_workspace else { return Ok(()) };
+        let capacity = rate.max(1.0);
+        let mut buckets = self.ingest_buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = buckets.entry(workspace.to_string()).or_insert((capacity, now_ms));
+        *tokens = (*tokens + (now_ms - *last).max(0) as f64 / 1000.0 * rate).min(capacity);
+        *last = now_ms;
+        let n = n as f64;
+        if *tokens >= n {
+            *tokens -= n;
+            return Ok(());
+        }
+        Err((((n.min(capacity) - *tokens) / rate).ceil() as u64).max(1))
     }
 
     pub fn rules_changed(&self, workspace: &str) {

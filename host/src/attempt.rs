@@ -69,6 +69,7 @@ pub struct StepResponse {
 pub enum StepError {
     Timeout,
     Connect(String),
+    Interrupted(String),
     Denied(String),
     LimitExceeded(String),
     Invalid(String),

@@ -107,11 +107,14 @@ impl Default for DeliveryConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
     pub max_body_bytes: usize,
+    /// Events per second each workspace may emit (a token bucket holding one
+    /// second's worth); unlimited when absent. Over it: 429 with Retry-After.
+    pub rate_per_workspace: Option<f64>,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_body_bytes: 256 << 10 }
+        IngestConfig { max_body_bytes: 256 << 10, rate_per_workspace: None }
     }
 }
 
@@ -185,6 +188,9 @@ impl Config {
         }
         if self.delivery.concurrency == 0 || self.delivery.per_connection_concurrency == 0 {
             return bad("delivery.concurrency and delivery.per_connection_concurrency must be at least 1");
+        }
+        if self.ingest.rate_per_workspace.is_some_and(|r| r.is_nan() || r <= 0.0) {
+            return bad("ingest.rate_per_workspace must be positive");
         }
         if self.ingest.max_body_bytes < 1024 {
             return bad("ingest.max_body_bytes must be at least 1024");

@@ -130,7 +130,7 @@ pub fn decide(result: GuestResult, violation: Option<&Violation>, steps: &[Step]
         GuestResult::Failed(GuestFailure::Retryable { message, after_ms }) => {
             let outcome = match steps.last().and_then(|s| s.error.as_ref()) {
                 Some(StepError::Timeout) => Outcome::Timeout,
-                Some(StepError::Connect(_)) => Outcome::NetworkError,
+                Some(StepError::Connect(_) | StepError::Interrupted(_)) => Outcome::NetworkError,
                 _ => Outcome::RejectedServerError,
             };
             fail(outcome, message, after_ms)

@@ -104,6 +104,37 @@ impl SecretSet {
     }
 }
 
+/// Defuse placeholders in data that reaches a guest from outside (event
+/// payloads, rendered fields, settings, destination responses): `{{secret.`
+/// becomes `{{ secret.`, which the host never substitutes. Without this,
+/// anyone who can emit an event (publishable keys are browser-safe) could
+/// write `{{secret.api_key}}` into a payload that a connector copies into a
+/// request body, and the host would send the value. The space survives any
+/// JSON re-serialisation inside the guest, so the defusing cannot be undone.
+pub fn neutralize(input: &str) -> std::borrow::Cow<'_, str> {
+    if input.contains("{{secret.") {
+        std::borrow::Cow::Owned(input.replace("{{secret.", "{{ secret."))
+    } else {
+        std::borrow::Cow::Borrowed(input)
+    }
+}
+
+/// `neutralize` for bytes.
+pub fn neutralize_bytes(input: Vec<u8>) -> Vec<u8> {
+    if find(&input, OPEN).is_none() {
+        return input;
+    }
+    let mut out = Vec::with_capacity(input.len() + 8);
+    let mut rest = input.as_slice();
+    while let Some(i) = find(rest, OPEN) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(b"{{ secret.");
+        rest = &rest[i + OPEN.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || needle.len() > haystack.len() {
         return None;
@@ -158,6 +189,16 @@ mod tests {
             set().scrub_str("echo: s3cr3t/k-1/s3cr3t"),
             "echo: {{secret.token}}/{{secret.key}}/{{secret.token}}"
         );
+    }
+
+    #[test]
+    fn neutralized_placeholders_are_never_substituted() {
+        let hostile = r#"{"name":"{{secret.token}}"}"#;
+        let defused = neutralize(hostile);
+        assert_eq!(defused, r#"{"name":"{{ secret.token}}"}"#);
+        assert_eq!(set().substitute_str(&defused).unwrap(), defused, "nothing to substitute");
+        assert_eq!(neutralize_bytes(hostile.as_bytes().to_vec()), defused.as_bytes());
+        assert_eq!(neutralize("plain"), "plain");
     }
 
     #[test]

@@ -46,6 +46,7 @@ impl Host for WitHost {
             Err(e) => Err(match e {
                 types::SendError::Timeout => SendError::Timeout,
                 types::SendError::Connect(m) => SendError::Connect(m),
+                types::SendError::Interrupted(m) => SendError::Interrupted(m),
                 types::SendError::Denied(m) => SendError::Denied(m),
                 types::SendError::LimitExceeded(m) => SendError::LimitExceeded(m),
                 types::SendError::Invalid(m) => SendError::Invalid(m),

@@ -100,6 +100,7 @@ impl Request {
 pub enum SendError {
     Timeout,
     Connect(String),
+    Interrupted(String),
     Denied(String),
     LimitExceeded(String),
     Invalid(String),
@@ -110,6 +111,7 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Timeout => write!(f, "request timed out"),
             SendError::Connect(m) => write!(f, "connection failed: {m}"),
+            SendError::Interrupted(m) => write!(f, "no complete response (the request may have been received): {m}"),
             SendError::Denied(m) => write!(f, "egress denied: {m}"),
             SendError::LimitExceeded(m) => write!(f, "sandbox limit exceeded: {m}"),
             SendError::Invalid(m) => write!(f, "invalid request: {m}"),
@@ -124,7 +126,7 @@ impl std::error::Error for SendError {}
 impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
         match e {
-            SendError::Timeout | SendError::Connect(_) => Failure::retryable(e.to_string()),
+            SendError::Timeout | SendError::Connect(_) | SendError::Interrupted(_) => Failure::retryable(e.to_string()),
             SendError::Denied(_) | SendError::LimitExceeded(_) | SendError::Invalid(_) => {
                 Failure::permanent(e.to_string())
             }

@@ -6,7 +6,14 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every guest crate the suite loads.
-const GUESTS: [&str; 2] = ["switchboard-connector-webhook", "switchboard-fixture-hostile"];
+pub const GUESTS: [&str; 6] = [
+    "switchboard-connector-webhook",
+    "switchboard-connector-hubspot",
+    "switchboard-connector-activecampaign",
+    "switchboard-connector-intercom",
+    "switchboard-connector-slack",
+    "switchboard-fixture-hostile",
+];
 
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace root")

@@ -40,6 +40,7 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
         ..Config::default()
     };
     c.egress.allow_private_networks = true;
+    c.egress.allow_hosts = vec!["127.0.0.1".into(), "localhost".into()];
     c.retry.schedule = ["0s", "100ms", "100ms", "100ms", "100ms"]
         .iter()
         .map(|d| switchboard::config::duration::parse(d).unwrap())

@@ -3,6 +3,7 @@
 //! Standard Webhooks verifier, and sandbox helpers.
 
 pub mod build;
+pub mod fakes;
 pub mod host;
 pub mod receiver;
 pub mod sandbox;

@@ -92,12 +92,12 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response<Body
         headers: parts.headers,
         body,
     };
+    // Recorded on arrival, so a request whose caller gives up still counts.
+    shared.seen.lock().unwrap().push(recorded.clone());
     if !shared.delay.is_zero() {
         tokio::time::sleep(shared.delay).await;
     }
-    let response = (shared.respond)(&recorded);
-    shared.seen.lock().unwrap().push(recorded);
-    response
+    (shared.respond)(&recorded)
 }
 
 /// Build a response.

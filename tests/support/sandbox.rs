@@ -12,7 +12,12 @@ use switchboard::secrets::SecretSet;
 /// A runtime with default limits; `allow_private` lets connectors reach the
 /// test's loopback receivers.
 pub fn runtime(allow_private: bool) -> Runtime {
-    let egress = Arc::new(EgressPolicy { allow_private_networks: allow_private, allow_hosts: vec![] });
+    // Operators may allow extra hosts; the suite allows loopback names so the
+    // vendor connectors can reach the local fakes through `base_url`.
+    let egress = Arc::new(EgressPolicy {
+        allow_private_networks: allow_private,
+        allow_hosts: vec!["127.0.0.1".into(), "localhost".into()],
+    });
     let transport = ReqwestTransport::new(egress.clone()).expect("http client");
     let limits = SandboxLimits { max_concurrent_instances: 16, ..SandboxLimits::default() };
     Runtime::new(limits, egress, Arc::new(transport), Arc::new(MemoryCache::default())).expect("runtime")

@@ -39,6 +39,7 @@ async fn emit(
 ) -> Result<Response, ApiError> {
     let key = ingest_key(&app, &headers)?;
     let value = json_body(&app, &headers, body)?;
+    rate_limit(&app, &key, 1)?;
     let idempotency = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
     let accept = plan(&app, &key, &value, idempotency)?;
     let mut accepted = app.committer.accept(vec![accept]).await.map_err(ApiError::unavailable)?;
@@ -63,6 +64,7 @@ async fn emit_bulk(
     if items.is_empty() || items.len() > MAX_BULK {
         return Err(ApiError::bad_request(format!("bulk takes 1 to {MAX_BULK} events, got {}", items.len())));
     }
+    rate_limit(&app, &key, items.len())?;
     let planned: Vec<Result<Accept, ApiError>> = items.iter().map(|item| plan(&app, &key, item, None)).collect();
     let accepts: Vec<Accept> = planned.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
     let mut accepted = if accepts.is_empty() {
@@ -95,6 +97,13 @@ async fn emit_bulk(
         _ => (StatusCode::MULTI_STATUS, json!({"count": count, "error_count": errors, "records": records})),
     };
     Ok((status, Json(body)).into_response())
+}
+
+fn rate_limit(app: &App, key: &ApiKey, events: usize) -> Result<(), ApiError> {
+    app.take_ingest(&key.workspace, events, now_ms()).map_err(|retry_after| ApiError {
+        retry_after: Some(retry_after),
+        ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("workspace `{}` is over its ingest rate", key.workspace))
+    })
 }
 
 /// The body as JSON, or the error that names why not.

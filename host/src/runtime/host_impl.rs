@@ -20,7 +20,7 @@ use crate::attempt::{LogLine, Step, StepError, StepRequest, StepResponse, header
 use crate::egress::EgressPolicy;
 use crate::outcome::Violation;
 use crate::runtime::cache::ConnectorCache;
-use crate::secrets::{SecretSet, redact_header};
+use crate::secrets::{SecretSet, neutralize, neutralize_bytes, redact_header};
 
 const RECORDED_BODY_BYTES: usize = 4096;
 const MAX_LOG_LINES: usize = 100;
@@ -97,6 +97,16 @@ impl InvocationState {
         }
     }
 
+    /// Forget the previous call's record and counters (benchmark reuse only).
+    pub(super) fn reset_for_reuse(&mut self) {
+        self.steps.clear();
+        self.logs.clear();
+        self.violation = None;
+        self.requests = 0;
+        self.ticks = 0;
+        self.resumed_from_host = false;
+    }
+
     fn violate(&mut self, v: Violation) {
         // The first violation is the one that explains the attempt.
         self.violation.get_or_insert(v);
@@ -161,6 +171,7 @@ impl InvocationState {
             Ok(r) => r,
             Err(TransportError::Timeout) => return Err(E::Timeout),
             Err(TransportError::Connect(m)) => return Err(E::Connect(secrets.scrub_str(&m))),
+            Err(TransportError::Interrupted(m)) => return Err(E::Interrupted(secrets.scrub_str(&m))),
             Err(TransportError::Invalid(m)) => return Err(E::Invalid(secrets.scrub_str(&m))),
             Err(TransportError::Denied(m)) => {
                 let msg = secrets.scrub_str(&m);
@@ -187,12 +198,14 @@ impl InvocationState {
             )));
         }
 
-        // The guest and the record see secret values scrubbed from the answer.
-        let body = secrets.scrub(&response.body);
+        // The guest and the record see secret values scrubbed from the answer,
+        // and placeholders in it defused (a destination cannot make the guest
+        // echo `{{secret.NAME}}` into the next request).
+        let body = neutralize_bytes(secrets.scrub(&response.body));
         let headers: Vec<types::Header> = response
             .headers
             .iter()
-            .map(|(n, v)| types::Header { name: n.clone(), value: secrets.scrub_str(v) })
+            .map(|(n, v)| types::Header { name: n.clone(), value: neutralize(&secrets.scrub_str(v)).into_owned() })
             .collect();
         record.response = Some(StepResponse {
             status: response.status,
@@ -232,6 +245,7 @@ impl http::Host for InvocationState {
             step.error = Some(match e {
                 types::SendError::Timeout => StepError::Timeout,
                 types::SendError::Connect(m) => StepError::Connect(m.clone()),
+                types::SendError::Interrupted(m) => StepError::Interrupted(m.clone()),
                 types::SendError::Denied(m) => StepError::Denied(m.clone()),
                 types::SendError::LimitExceeded(m) => StepError::LimitExceeded(m.clone()),
                 types::SendError::Invalid(m) => StepError::Invalid(m.clone()),

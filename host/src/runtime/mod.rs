@@ -25,7 +25,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use crate::attempt::AttemptRecord;
 use crate::egress::EgressPolicy;
 use crate::outcome::{GuestFailure, GuestResult, decide};
-use crate::secrets::SecretSet;
+use crate::secrets::{SecretSet, neutralize};
 use bindings::{Connector as ConnectorWorld, ConnectorPre, types};
 use cache::ConnectorCache;
 pub use host_impl::Labels;
@@ -316,7 +316,9 @@ impl Runtime {
         let event = wit_event(&inv);
         let result = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = connector.pre.instantiate_async(&mut store).await?;
-            instance.call_deliver(&mut store, &event, &inv.action, &inv.fields, &inv.settings).await
+            instance
+                .call_deliver(&mut store, &event, &inv.action, &neutralize(&inv.fields), &neutralize(&inv.settings))
+                .await
         })
         .await;
         let guest = match result {
@@ -404,14 +406,17 @@ fn guest_failure(f: types::Failure) -> GuestFailure {
     }
 }
 
+/// The event as the guest sees it: everything that came from the emitter
+/// has its secret placeholders defused (see `secrets::neutralize`).
 fn wit_event(inv: &Invocation) -> types::Event {
+    let defuse = |s: &str| neutralize(s).into_owned();
     types::Event {
         id: inv.event.id.clone(),
         delivery_id: inv.event.delivery_id.clone(),
-        name: inv.event.name.clone(),
-        resource: inv.event.resource.clone(),
-        resource_id: inv.event.resource_id.clone(),
-        payload: inv.event.payload.clone(),
+        name: defuse(&inv.event.name),
+        resource: defuse(&inv.event.resource),
+        resource_id: inv.event.resource_id.as_deref().map(defuse),
+        payload: defuse(&inv.event.payload),
         created_at: inv.event.created_at.clone(),
         workspace: inv.event.workspace.clone(),
         attempt: inv.attempt,
@@ -475,9 +480,7 @@ impl Runtime {
 impl ReusedInstance {
     #[doc(hidden)]
     pub async fn deliver(&mut self, inv: &Invocation) -> anyhow::Result<bool> {
-        let state = self.store.data_mut();
-        state.steps.clear();
-        state.ticks = 0;
+        self.store.data_mut().reset_for_reuse();
         let event = wit_event(inv);
         let r = self.instance.call_deliver(&mut self.store, &event, &inv.action, &inv.fields, &inv.settings).await?;
         Ok(r.is_ok())

@@ -48,6 +48,8 @@ pub enum TransportError {
     #[error("{0}")]
     Connect(String),
     #[error("{0}")]
+    Interrupted(String),
+    #[error("{0}")]
     Denied(String),
     #[error("{0}")]
     TooLarge(String),
@@ -126,7 +128,11 @@ fn classify_reqwest(e: reqwest::Error) -> TransportError {
     if e.is_builder() {
         return TransportError::Invalid(error_chain(&e));
     }
-    TransportError::Connect(error_chain(&e))
+    // Only a failure to connect proves the destination saw nothing.
+    if e.is_connect() {
+        return TransportError::Connect(error_chain(&e));
+    }
+    TransportError::Interrupted(error_chain(&e))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

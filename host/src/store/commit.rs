@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Accept, Accepted, Store, StoreError};
+use super::{Accept, Accepted, Store};
 
 type Reply = oneshot::Sender<Result<Vec<Accepted>, String>>;
 
@@ -32,20 +32,24 @@ impl Committer {
                 }
                 let store = store.clone();
                 let done = tokio::task::spawn_blocking(move || {
-                    let results: Vec<Result<Vec<Accepted>, StoreError>> =
-                        group.iter().map(|(accepts, _)| accepts.iter().map(|a| store.accept(a)).collect()).collect();
-                    let synced = store.sync();
-                    (group, results, synced)
+                    let all: Vec<&Accept> = group.iter().flat_map(|(accepts, _)| accepts.iter()).collect();
+                    let written = store.accept_all(&all).and_then(|r| store.sync().map(|()| r));
+                    (group, written)
                 })
                 .await;
-                let Ok((group, results, synced)) = done else { continue };
-                for ((_, reply), result) in group.into_iter().zip(results) {
-                    let answer = match (&synced, result) {
-                        (Err(e), _) => Err(e.to_string()),
-                        (Ok(()), Err(e)) => Err(e.to_string()),
-                        (Ok(()), Ok(accepted)) => Ok(accepted),
-                    };
-                    let _ = reply.send(answer);
+                let Ok((group, written)) = done else { continue };
+                match written {
+                    Ok(results) => {
+                        let mut results = results.into_iter();
+                        for (accepts, reply) in group {
+                            let _ = reply.send(Ok(results.by_ref().take(accepts.len()).collect()));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in group {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
                 }
             }
         });

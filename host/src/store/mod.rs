@@ -109,6 +109,11 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically write the event, its deliveries (due now) and idempotency
     /// record, unless the idempotency key is already known. Not yet durable.
     fn accept(&self, accept: &Accept) -> Result<Accepted>;
+    /// `accept` for many events at once (the group commit's unit); a backend
+    /// may write them in one batch. Results are in input order.
+    fn accept_all(&self, accepts: &[&Accept]) -> Result<Vec<Accepted>> {
+        accepts.iter().map(|a| self.accept(a)).collect()
+    }
     /// Make every write so far durable (flush and fsync).
     fn sync(&self) -> Result<()>;
     fn event(&self, workspace: &str, id: &str) -> Result<Option<Event>>;

@@ -190,29 +190,48 @@ impl Store for SledStore {
     }
 
     fn accept(&self, a: &Accept) -> Result<Accepted> {
-        let ws = &a.event.workspace;
-        let idem_key = a.idempotency.as_ref().map(|h| key(keys::IDEMPOTENCY, &[ws, h]));
-        if let Some(ik) = &idem_key
-            && let Some(seen) = self.get::<IdemRecord>(ik)?
-            && a.event.created_at - seen.at < IDEMPOTENCY_WINDOW_MS
-            && let Some(original) = self.event(ws, &seen.event)?
-        {
-            return Ok(Accepted::Duplicate(original));
-        }
+        self.accept_all(&[a]).map(|mut r| r.remove(0))
+    }
+
+    fn accept_all(&self, accepts: &[&Accept]) -> Result<Vec<Accepted>> {
+        // One sled batch for the whole group: atomic, and far cheaper than
+        // a batch per event. Callers serialise accepts (one writer), so the
+        // idempotency checks cannot race with another writer.
         let mut batch = sled::Batch::default();
-        batch.insert(key(keys::EVENT, &[ws, &a.event.id]), encode(&a.event));
-        for d in &a.deliveries {
-            batch.insert(key(keys::DELIVERY, &[&d.id]), encode(d));
-            batch.insert(key(keys::WS_DELIVERIES, &[ws, &d.id]), b"".as_slice());
-            if let Some(at) = d.due_at {
-                batch.insert(keys::due(at, &d.id), b"".as_slice());
+        let mut in_batch: std::collections::HashMap<Vec<u8>, Event> = std::collections::HashMap::new();
+        let mut results = Vec::with_capacity(accepts.len());
+        for a in accepts {
+            let ws = &a.event.workspace;
+            let idem_key = a.idempotency.as_ref().map(|h| key(keys::IDEMPOTENCY, &[ws, h]));
+            if let Some(ik) = &idem_key {
+                if let Some(original) = in_batch.get(ik) {
+                    results.push(Accepted::Duplicate(original.clone()));
+                    continue;
+                }
+                if let Some(seen) = self.get::<IdemRecord>(ik)?
+                    && a.event.created_at - seen.at < IDEMPOTENCY_WINDOW_MS
+                    && let Some(original) = self.event(ws, &seen.event)?
+                {
+                    results.push(Accepted::Duplicate(original));
+                    continue;
+                }
             }
-        }
-        if let Some(ik) = idem_key {
-            batch.insert(ik, encode(&IdemRecord { event: a.event.id.clone(), at: a.event.created_at }));
+            batch.insert(key(keys::EVENT, &[ws, &a.event.id]), encode(&a.event));
+            for d in &a.deliveries {
+                batch.insert(key(keys::DELIVERY, &[&d.id]), encode(d));
+                batch.insert(key(keys::WS_DELIVERIES, &[ws, &d.id]), b"".as_slice());
+                if let Some(at) = d.due_at {
+                    batch.insert(keys::due(at, &d.id), b"".as_slice());
+                }
+            }
+            if let Some(ik) = idem_key {
+                batch.insert(ik.clone(), encode(&IdemRecord { event: a.event.id.clone(), at: a.event.created_at }));
+                in_batch.insert(ik, a.event.clone());
+            }
+            results.push(Accepted::New(a.event.clone()));
         }
         self.tree.apply_batch(batch).map_err(backend)?;
-        Ok(Accepted::New(a.event.clone()))
+        Ok(results)
     }
 
     fn sync(&self) -> Result<()> {

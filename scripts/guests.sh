@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The crates built as WebAssembly components (bundled connectors and test
+# fixtures), one per line. tests/support/build.rs lists the same crates.
+printf '%s\n' \
+  switchboard-connector-webhook \
+  switchboard-connector-hubspot \
+  switchboard-connector-activecampaign \
+  switchboard-connector-intercom \
+  switchboard-connector-slack \
+  switchboard-fixture-hostile
