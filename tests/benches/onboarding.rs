@@ -48,7 +48,7 @@ fn main() {
         for w in 0..WORKSPACES {
             let ws = host.workspace(&format!("tenant-{w}")).await;
             let conns = [
-                (connection(&host, &ws, json!({"connector": "hubspot", "name": "hs", "settings": {"base_url": hs.base_url()}, "secrets": {"access_token": hubspot::TOKEN}})).await, "upsert_contact",
+                (connection(&host, &ws, json!({"connector": "hubspot", "name": "hs", "settings": {"base_url": hs.base_url()}, "secrets": {"access_token": hubspot::TOKEN}, "rate_limit_per_second": 100000.0})).await, "upsert_contact",
                  json!({"email": "{{ payload.email }}", "properties": {"onboarding_step": "{{ payload.sequence_step }}"}})),
                 (connection(&host, &ws, json!({"connector": "activecampaign", "name": "ac", "settings": {"api_url": ac.base_url()}, "secrets": {"api_key": activecampaign::API_KEY}, "rate_limit_per_second": 100000.0})).await, "tag_contact",
                  json!({"email": "{{ payload.email }}", "tag": "onboarding-step-{{ payload.sequence_step + 1 }}"})),
