@@ -7,6 +7,7 @@ mod crash;
 mod delivery;
 mod ingest;
 mod onboarding;
+mod registry;
 mod sandbox;
 mod secrecy;
 mod serve;

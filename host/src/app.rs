@@ -105,6 +105,16 @@ impl App {
         Ok(compiled)
     }
 
+    /// Where uploaded connector components are kept.
+    pub fn uploads_dir(&self) -> std::path::PathBuf {
+        self.config.data_dir.join("connectors")
+    }
+
+    /// Where compiled artifacts are cached (by component hash and engine).
+    pub fn artifacts_dir(&self) -> std::path::PathBuf {
+        self.config.data_dir.join("artifacts")
+    }
+
     /// Take `n` events from the workspace's ingest bucket, or say how many
     /// seconds to wait (the Retry-After).
     pub fn take_ingest(&self, workspace: &str, n: usize, now_ms: i64) -> Result<(), u64> {

@@ -1,17 +1,38 @@
-//! The connector registry: every loaded connector version by name, and how a
-//! connection's `version` (`latest` or exact) resolves to one. Versions are
-//! immutable once registered; a newer one is picked up by the next delivery.
+//! The connector registry: every loaded connector version by name, where it
+//! came from, and how a connection's `version` (`latest` or exact) resolves.
+//! Versions are immutable once registered. A newer upload is picked up by
+//! the next delivery that resolves `latest`; an attempt already running
+//! holds its own `LoadedConnector` and finishes on the version it started.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use semver::Version;
+use serde::Serialize;
 
 use crate::runtime::LoadedConnector;
 
+/// Where a version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A `*.wasm` in the configured connectors dir.
+    Bundled,
+    /// `PUT /api/v1/connectors/{name}`; kept in the data dir.
+    Uploaded,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub connector: LoadedConnector,
+    pub origin: Origin,
+    /// Compiled by this process, rather than read from the artifact cache.
+    pub compiled: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Registry {
-    connectors: RwLock<BTreeMap<String, BTreeMap<Version, LoadedConnector>>>,
+    connectors: RwLock<BTreeMap<String, BTreeMap<Version, Entry>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,17 +44,34 @@ pub enum RegistryError {
 }
 
 impl Registry {
-    pub fn register(&self, connector: LoadedConnector) -> Result<(), RegistryError> {
-        let m = connector.manifest();
+    /// Add a new version; it must be greater than every version of that name.
+    pub fn register(&self, entry: Entry) -> Result<(), RegistryError> {
+        self.insert(entry, true)
+    }
+
+    /// Add a version found at start, in whatever order files are read; an
+    /// exact duplicate is refused.
+    pub fn restore(&self, entry: Entry) -> Result<(), RegistryError> {
+        self.insert(entry, false)
+    }
+
+    fn insert(&self, entry: Entry, must_be_newest: bool) -> Result<(), RegistryError> {
+        let m = entry.connector.manifest();
         let version = Version::parse(&m.version).map_err(|_| RegistryError::BadVersion(m.version.clone()))?;
+        let name = m.name.clone();
         let mut all = self.connectors.write().unwrap_or_else(|p| p.into_inner());
-        let versions = all.entry(m.name.clone()).or_default();
-        if let Some((latest, _)) = versions.last_key_value()
-            && *latest >= version
+        let versions = all.entry(name.clone()).or_default();
+        let blocking = if must_be_newest {
+            versions.last_key_value().map(|(v, _)| v)
+        } else {
+            versions.get_key_value(&version).map(|(v, _)| v)
+        };
+        if let Some(existing) = blocking
+            && *existing >= version
         {
-            return Err(RegistryError::NotGreater { name: m.name.clone(), existing: latest.to_string() });
+            return Err(RegistryError::NotGreater { name, existing: existing.to_string() });
         }
-        versions.insert(version, connector);
+        versions.insert(version, entry);
         Ok(())
     }
 
@@ -42,14 +80,29 @@ impl Registry {
         let all = self.connectors.read().unwrap_or_else(|p| p.into_inner());
         let versions = all.get(name)?;
         if version == "latest" {
-            return versions.last_key_value().map(|(_, c)| c.clone());
+            return versions.last_key_value().map(|(_, e)| e.connector.clone());
         }
-        versions.get(&Version::parse(version).ok()?).cloned()
+        versions.get(&Version::parse(version).ok()?).map(|e| e.connector.clone())
+    }
+
+    pub fn remove(&self, name: &str, version: &str) -> Option<Entry> {
+        let version = Version::parse(version).ok()?;
+        let mut all = self.connectors.write().unwrap_or_else(|p| p.into_inner());
+        let versions = all.get_mut(name)?;
+        let removed = versions.remove(&version);
+        if versions.is_empty() {
+            all.remove(name);
+        }
+        removed
     }
 
     /// Every connector with its versions, oldest first.
-    pub fn list(&self) -> Vec<(String, Vec<LoadedConnector>)> {
+    pub fn list(&self) -> Vec<(String, Vec<Entry>)> {
         let all = self.connectors.read().unwrap_or_else(|p| p.into_inner());
         all.iter().map(|(name, vs)| (name.clone(), vs.values().cloned().collect())).collect()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.connectors.read().unwrap_or_else(|p| p.into_inner()).contains_key(name)
     }
 }

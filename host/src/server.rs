@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::egress::EgressPolicy;
 use crate::model::now_ms;
+use crate::registry::{Entry, Origin};
 use crate::runtime::Runtime;
 use crate::runtime::cache::ConnectorCache;
 use crate::runtime::transport::ReqwestTransport;
@@ -87,13 +88,17 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
     let connectors_dir = config.connectors_dir.clone();
     let app = Arc::new(App::new(config, store, runtime, master_key, admin_hash));
     if let Some(dir) = connectors_dir {
-        register_dir(&app, &dir).await?;
+        register_dir(&app, &dir, Origin::Bundled).await?;
+    }
+    let uploaded = app.uploads_dir();
+    if uploaded.exists() {
+        register_dir(&app, &uploaded, Origin::Uploaded).await?;
     }
     Ok(app)
 }
 
-/// Register every `*.wasm` in `dir`, in name order.
-async fn register_dir(app: &App, dir: &Path) -> anyhow::Result<()> {
+/// Register every `*.wasm` in `dir` (bundled connectors), in name order.
+async fn register_dir(app: &App, dir: &Path, origin: Origin) -> anyhow::Result<()> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading connectors dir {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -102,12 +107,12 @@ async fn register_dir(app: &App, dir: &Path) -> anyhow::Result<()> {
     paths.sort();
     for path in paths {
         let bytes = std::fs::read(&path)?;
-        match app.runtime.load(&bytes).await {
-            Ok(c) => {
-                let (name, version) = (c.manifest().name.clone(), c.manifest().version.clone());
-                match app.registry.register(c) {
+        match app.runtime.load_cached(&bytes, &app.artifacts_dir()).await {
+            Ok((connector, compiled)) => {
+                let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());
+                match app.registry.restore(Entry { connector, origin, compiled }) {
                     Ok(()) => {
-                        tracing::info!(connector = %name, %version, path = %path.display(), "connector registered")
+                        tracing::info!(connector = %name, %version, compiled, path = %path.display(), "connector registered")
                     }
                     Err(e) => tracing::warn!(path = %path.display(), error = %e, "connector not registered"),
                 }

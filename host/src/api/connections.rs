@@ -64,7 +64,7 @@ pub fn view(c: &Connection) -> Value {
 }
 
 fn resolve(app: &App, connector: &str, version: &str) -> Result<LoadedConnector, ApiError> {
-    if app.registry.list().iter().all(|(name, _)| name != connector) {
+    if !app.registry.has(connector) {
         return Err(ApiError::unprocessable(format!("unknown connector `{connector}`")));
     }
     app.registry

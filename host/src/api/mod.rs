@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod connections;
+pub mod connectors;
 pub mod error;
 pub mod events;
 pub mod ingest;
@@ -27,6 +28,7 @@ pub fn router(app: AppState) -> Router {
         .merge(ingest::router(&app))
         .merge(workspaces::router())
         .merge(connections::router())
+        .merge(connectors::router())
         .merge(rules::router())
         .merge(events::router())
         .with_state(app)

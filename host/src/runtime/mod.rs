@@ -15,6 +15,7 @@ mod engine;
 mod host_impl;
 pub mod transport;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -224,6 +225,8 @@ pub struct Runtime {
 }
 
 struct RuntimeInner {
+    /// Components compiled by this process (not read from the artifact cache).
+    compiled: std::sync::atomic::AtomicU64,
     engine: Engine,
     linker: Linker<InvocationState>,
     limits: Arc<SandboxLimits>,
@@ -250,7 +253,15 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         ConnectorWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         Ok(Runtime {
-            inner: Arc::new(RuntimeInner { engine, linker, limits: Arc::new(limits), egress, transport, cache }),
+            inner: Arc::new(RuntimeInner {
+                compiled: std::sync::atomic::AtomicU64::new(0),
+                engine,
+                linker,
+                limits: Arc::new(limits),
+                egress,
+                transport,
+                cache,
+            }),
         })
     }
 
@@ -260,9 +271,59 @@ impl Runtime {
 
     /// Compile and link a component, then run its `describe` in the sandbox.
     pub async fn load(&self, bytes: &[u8]) -> Result<LoadedConnector, LoadError> {
-        let component =
-            Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        let component = self.compile(bytes)?;
         self.load_component(component).await
+    }
+
+    /// `load`, reusing a compiled artifact from `artifacts` when this engine
+    /// made one for these exact bytes, and saving one otherwise. Returns
+    /// whether it compiled.
+    pub async fn load_cached(&self, bytes: &[u8], artifacts: &Path) -> Result<(LoadedConnector, bool), LoadError> {
+        let path = artifacts.join(format!("{}.cwasm", self.artifact_key(bytes)));
+        if path.exists() {
+            // SAFETY: `deserialize_file` trusts its input to be an artifact
+            // this engine configuration produced. Only this host writes the
+            // data dir's artifacts (named by the component's SHA-256 and the
+            // engine's compatibility hash), after compiling them itself.
+            #[allow(unsafe_code)]
+            let cached = unsafe { Component::deserialize_file(&self.inner.engine, &path) };
+            match cached {
+                Ok(component) => return Ok((self.load_component(component).await?, false)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "compiled artifact unusable; recompiling"),
+            }
+        }
+        let component = self.compile(bytes)?;
+        if let Ok(serialized) = component.serialize() {
+            let tmp = path.with_extension("tmp");
+            let written = std::fs::create_dir_all(artifacts)
+                .and_then(|()| std::fs::write(&tmp, serialized))
+                .and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "cannot save the compiled artifact");
+            }
+        }
+        Ok((self.load_component(component).await?, true))
+    }
+
+    /// Components this process compiled (artifact-cache misses included).
+    pub fn compiled_count(&self) -> u64 {
+        self.inner.compiled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        self.inner.compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::NotAComponent(format!("{e:#}")))
+    }
+
+    /// SHA-256 of the component and this engine's compatibility hash.
+    fn artifact_key(&self, bytes: &[u8]) -> String {
+        use sha2::Digest;
+        use std::hash::{Hash, Hasher};
+        let mut engine = std::collections::hash_map::DefaultHasher::new();
+        self.inner.engine.precompile_compatibility_hash().hash(&mut engine);
+        let digest = sha2::Sha256::digest(bytes);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{hex}-{:016x}", engine.finish())
     }
 
     /// Link an already compiled component and read its manifest.
