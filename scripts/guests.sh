@@ -7,4 +7,6 @@ printf '%s\n' \
   switchboard-connector-activecampaign \
   switchboard-connector-intercom \
   switchboard-connector-slack \
-  switchboard-fixture-hostile
+  switchboard-fixture-hostile \
+  switchboard-fixture-echo-v1 \
+  switchboard-fixture-echo-v2

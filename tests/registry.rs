@@ -109,3 +109,101 @@ async fn an_uploaded_version_is_live_pinned_versions_stay_and_restarts_compile_n
     let (status, _) = host.raw(Method::GET, "/api/v1/connectors/hostile/versions", Some(ADMIN), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a deleted version stays deleted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_takes_over_the_next_delivery_while_running_and_pinned_ones_stay() {
+    use std::time::{Duration, Instant};
+    use switchboard_tests::receiver::{Receiver, reply};
+
+    let (host, _bundled) = host_with_webhook_only().await;
+    let (status, body) = put(&host, "echo", component("switchboard-fixture-echo-v1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let fast = Receiver::answering(204, "").await;
+    let slow = Receiver::start_delayed(Duration::from_millis(1500), |_| reply(204, &[], "")).await;
+    let ws = host.workspace("swap").await;
+    let mut conns = Vec::new();
+    for (name, version, url) in [
+        ("latest", "latest", fast.url("/latest")),
+        ("pinned", "1.0.0", fast.url("/pinned")),
+        ("slow", "latest", slow.url("/slow")),
+    ] {
+        let c = host
+            .admin(
+                Method::POST,
+                &format!("/api/v1/workspaces/{}/connections", ws.id),
+                Some(json!({"connector": "echo", "version": version, "name": name, "settings": {"url": url}})),
+                StatusCode::CREATED,
+            )
+            .await;
+        conns.push(c["id"].as_str().unwrap().to_string());
+    }
+    host.rule(&ws, json!({"event": "tick", "connection": conns[0], "action": "send"})).await;
+    host.rule(&ws, json!({"event": "tick", "connection": conns[1], "action": "send"})).await;
+    host.rule(&ws, json!({"event": "slow", "connection": conns[2], "action": "send"})).await;
+
+    // A slow attempt is in flight on v1 when v2 arrives.
+    let (_, slow_event) = host.emit(&ws, json!({"event": "slow", "payload": {"n": 0}})).await;
+    host.wait_until("the slow attempt is in flight", || async { !slow.requests().is_empty() }).await;
+    let mut events = Vec::new();
+    for i in 0..10 {
+        let (_, e) = host.emit(&ws, json!({"event": "tick", "payload": {"n": i}})).await;
+        events.push(e["event"]["id"].as_str().unwrap().to_string());
+    }
+    host.wait_until("the first ten delivered", || async {
+        fast.requests().iter().filter(|r| r.path_and_query == "/latest").count() == 10
+    })
+    .await;
+    let before_upload = Instant::now();
+    let (status, body) = put(&host, "echo", component("switchboard-fixture-echo-v2")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let after_upload = Instant::now();
+    for i in 10..20 {
+        let (_, e) = host.emit(&ws, json!({"event": "tick", "payload": {"n": i}})).await;
+        events.push(e["event"]["id"].as_str().unwrap().to_string());
+    }
+    assert!(after_upload.duration_since(before_upload) < Duration::from_secs(30));
+    for id in events.iter().chain([&slow_event["event"]["id"].as_str().unwrap().to_string()]) {
+        assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
+    }
+
+    // Exactly one delivery per event and connection: nothing lost or doubled by the swap.
+    let seen = |path: &str| {
+        let mut v: Vec<(String, String)> = fast
+            .requests()
+            .iter()
+            .filter(|r| r.path_and_query == path)
+            .map(|r| {
+                let b: Value = serde_json::from_slice(&r.body).unwrap();
+                (b["event_id"].as_str().unwrap().to_string(), b["version"].as_str().unwrap().to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let latest = seen("/latest");
+    let pinned = seen("/pinned");
+    assert_eq!(latest.len(), 20);
+    assert_eq!(pinned.len(), 20);
+    assert!(pinned.iter().all(|(_, v)| v == "1.0.0"), "the pinned connection stays on 1.0.0: {pinned:?}");
+    // Events emitted after the upload answered are all delivered by 2.0.0;
+    // the first ten had been delivered before it started, by 1.0.0.
+    for (i, id) in events.iter().enumerate() {
+        let version = &latest.iter().find(|(e, _)| e == id).unwrap().1;
+        if i >= 10 {
+            assert_eq!(version, "2.0.0", "event {i} after the upload");
+        } else {
+            assert_eq!(version, "1.0.0", "event {i} was delivered before the upload");
+        }
+    }
+    let slow_body: Value = serde_json::from_slice(&slow.requests()[0].body).unwrap();
+    assert_eq!(slow_body["version"], "1.0.0", "the in-flight attempt finished on the version it started");
+    let d = host
+        .admin(
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/events/{}/deliveries", ws.id, slow_event["event"]["id"].as_str().unwrap()),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(d["records"][0]["connector_version"], "1.0.0", "and its attempt record names 1.0.0");
+}

@@ -6,13 +6,15 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every guest crate the suite loads.
-pub const GUESTS: [&str; 6] = [
+pub const GUESTS: [&str; 8] = [
     "switchboard-connector-webhook",
     "switchboard-connector-hubspot",
     "switchboard-connector-activecampaign",
     "switchboard-connector-intercom",
     "switchboard-connector-slack",
     "switchboard-fixture-hostile",
+    "switchboard-fixture-echo-v1",
+    "switchboard-fixture-echo-v2",
 ];
 
 pub fn workspace_root() -> &'static Path {

@@ -52,7 +52,8 @@ impl Limits {
             in_flight: 0,
         });
         if s.in_flight >= max_in_flight {
-            return Err(now_ms + 20);
+            // Saturated: come back later rather than churn the claim queue.
+            return Err(now_ms + 100);
         }
         if let Some(rate) = rate {
             let elapsed = (now_ms - s.refilled_ms).max(0) as f64 / 1000.0;
