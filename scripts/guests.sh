@@ -9,4 +9,6 @@ printf '%s\n' \
   switchboard-connector-slack \
   switchboard-fixture-hostile \
   switchboard-fixture-echo-v1 \
-  switchboard-fixture-echo-v2
+  switchboard-fixture-echo-v2 \
+  switchboard-fixture-bad-describe \
+  switchboard-fixture-other-world

@@ -1,6 +1,7 @@
 //! Switchboard's integration suite: one binary, real sandbox, real HTTP on
 //! loopback. Each module reads as the specification of one product promise.
 
+mod author;
 mod cli;
 mod connectors;
 mod crash;

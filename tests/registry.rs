@@ -50,6 +50,18 @@ async fn bad_uploads_are_refused_naming_the_fault_and_register_nothing() {
         ("webhook", component("switchboard-connector-webhook"), StatusCode::CONFLICT, "already has version 0.1.0"),
         ("hostile", vec![0u8; (10 << 20) + 1], StatusCode::PAYLOAD_TOO_LARGE, "at most 10485760 bytes"),
         ("hostile", Vec::new(), StatusCode::BAD_REQUEST, "component's bytes"),
+        (
+            "spinner",
+            component("switchboard-fixture-bad-describe"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "describe failed: exceeded the guest CPU budget",
+        ),
+        (
+            "greeter",
+            component("switchboard-fixture-other-world"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "does not implement the switchboard:connector world",
+        ),
     ];
     for (name, bytes, status, message) in cases {
         let (got, body) = put(&host, name, bytes).await;
@@ -206,4 +218,115 @@ async fn a_new_version_takes_over_the_next_delivery_while_running_and_pinned_one
         )
         .await;
     assert_eq!(d["records"][0]["connector_version"], "1.0.0", "and its attempt record names 1.0.0");
+}
+
+async fn echo_versions(host: &TestHost) -> Vec<String> {
+    let (_, v) = host.raw(Method::GET, "/api/v1/connectors/echo/versions", Some(ADMIN), None).await;
+    v["records"]
+        .as_array()
+        .map(|r| r.iter().map(|e| e["version"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Emit one `tick` and return the version the echo connector reported.
+async fn delivered_by(
+    host: &TestHost,
+    ws: &switchboard_tests::host::Ws,
+    receiver: &switchboard_tests::receiver::Receiver,
+) -> String {
+    let before = receiver.requests().len();
+    let (status, _) = host.emit(ws, json!({"event": "tick", "payload": {"n": before}})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    host.wait_until("delivered", || async { receiver.requests().len() > before }).await;
+    let body: Value = serde_json::from_slice(&receiver.requests()[before].body).unwrap();
+    body["version"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_reloads_a_changed_connector_and_keeps_the_old_one_when_the_new_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("webhook.wasm"), component("switchboard-connector-webhook")).unwrap();
+    std::fs::write(dir.path().join("echo.wasm"), component("switchboard-fixture-echo-v1")).unwrap();
+    let watched = dir.path().to_path_buf();
+    let host = TestHost::start_with(|c| c.connectors_dir = Some(watched)).await;
+    let receiver = switchboard_tests::receiver::Receiver::answering(204, "").await;
+    let ws = host.workspace("dev").await;
+    let conn = host
+        .admin(
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/connections", ws.id),
+            Some(json!({"connector": "echo", "name": "dev", "settings": {"url": receiver.url("/dev")}})),
+            StatusCode::CREATED,
+        )
+        .await;
+    host.rule(&ws, json!({"event": "tick", "connection": conn["id"], "action": "send"})).await;
+    assert_eq!(delivered_by(&host, &ws, &receiver).await, "1.0.0");
+
+    std::fs::write(dir.path().join("echo.wasm"), component("switchboard-fixture-echo-v2")).unwrap();
+    host.wait_until("2.0.0 reloaded", || async { echo_versions(&host).await.contains(&"2.0.0".to_string()) }).await;
+    assert_eq!(delivered_by(&host, &ws, &receiver).await, "2.0.0", "the next delivery uses the new build");
+
+    // A broken file is refused; the watcher handles changes in order, so once
+    // the marker connector appears, the broken file has been dealt with.
+    std::fs::write(dir.path().join("echo.wasm"), b"\0asm broken build").unwrap();
+    std::fs::write(dir.path().join("zz-marker.wasm"), component("switchboard-fixture-hostile")).unwrap();
+    host.wait_until("marker loaded", || async {
+        host.raw(Method::GET, "/api/v1/connectors/hostile/versions", Some(ADMIN), None).await.0 == StatusCode::OK
+    })
+    .await;
+    assert_eq!(echo_versions(&host).await, ["1.0.0", "2.0.0"]);
+    assert_eq!(delivered_by(&host, &ws, &receiver).await, "2.0.0", "the previous version keeps serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_a_version_pauses_its_pinned_connections_and_latest_falls_back() {
+    let (host, _bundled) = host_with_webhook_only().await;
+    for v in ["switchboard-fixture-echo-v1", "switchboard-fixture-echo-v2"] {
+        assert_eq!(put(&host, "echo", component(v)).await.0, StatusCode::CREATED);
+    }
+    let latest_rx = switchboard_tests::receiver::Receiver::answering(204, "").await;
+    let pinned_rx = switchboard_tests::receiver::Receiver::answering(204, "").await;
+    let ws = host.workspace("ops").await;
+    let mut ids = Vec::new();
+    for (version, url) in [("latest", latest_rx.url("/l")), ("2.0.0", pinned_rx.url("/p"))] {
+        let c = host
+            .admin(
+                Method::POST,
+                &format!("/api/v1/workspaces/{}/connections", ws.id),
+                Some(json!({"connector": "echo", "version": version, "name": version, "settings": {"url": url}})),
+                StatusCode::CREATED,
+            )
+            .await;
+        host.rule(&ws, json!({"event": "tick", "connection": c["id"], "action": "send"})).await;
+        ids.push(c["id"].as_str().unwrap().to_string());
+    }
+    let blocked = host.admin(Method::POST, "/api/v1/connectors/echo/versions/2.0.0/block", None, StatusCode::OK).await;
+    assert_eq!(blocked["paused_connections"], json!([ids[1]]));
+    let pinned = host
+        .admin(Method::GET, &format!("/api/v1/workspaces/{}/connections/{}", ws.id, ids[1]), None, StatusCode::OK)
+        .await;
+    assert_eq!(
+        (pinned["active"].as_bool(), pinned["inactive_reason"].as_str()),
+        (Some(false), Some("connector_version_blocked"))
+    );
+
+    assert_eq!(delivered_by(&host, &ws, &latest_rx).await, "1.0.0", "latest falls back past the blocked version");
+    let waiting = format!("/api/v1/workspaces/{}/deliveries?status=waiting&connection={}", ws.id, ids[1]);
+    host.wait_until("the pinned delivery waits", || async {
+        host.raw(Method::GET, &waiting, Some(ADMIN), None).await.1["count"] == 1
+    })
+    .await;
+    assert!(pinned_rx.requests().is_empty());
+
+    // Blocks survive a restart.
+    let host = host.restart().await;
+    let versions = host.admin(Method::GET, "/api/v1/connectors/echo/versions", None, StatusCode::OK).await;
+    assert_eq!(versions["records"][1]["blocked"], true);
+
+    let unblocked =
+        host.admin(Method::POST, "/api/v1/connectors/echo/versions/2.0.0/unblock", None, StatusCode::OK).await;
+    assert_eq!(unblocked["resumed_connections"], json!([ids[1]]));
+    host.wait_until("the waiting delivery lands", || async { !pinned_rx.requests().is_empty() }).await;
+    let body: Value = serde_json::from_slice(&pinned_rx.requests()[0].body).unwrap();
+    assert_eq!(body["version"], "2.0.0");
 }

@@ -105,6 +105,18 @@ impl App {
         Ok(compiled)
     }
 
+    /// Queue again every delivery that waited for this connection to be
+    /// fixed (after a secret change, an explicit resume or an unblock).
+    pub fn resume_waiting(&self, connection: &str) -> Result<usize, StoreError> {
+        let now = crate::model::now_ms();
+        let waiting = self.store.waiting(connection)?;
+        for delivery in &waiting {
+            self.store.requeue(delivery, now, now)?;
+        }
+        self.wake.notify_one();
+        Ok(waiting.len())
+    }
+
     /// Where uploaded connector components are kept.
     pub fn uploads_dir(&self) -> std::path::PathBuf {
         self.config.data_dir.join("connectors")

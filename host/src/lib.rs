@@ -15,6 +15,7 @@ pub mod attempt;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod devmode;
 pub mod egress;
 pub mod model;
 pub mod outcome;

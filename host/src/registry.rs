@@ -28,6 +28,9 @@ pub struct Entry {
     pub origin: Origin,
     /// Compiled by this process, rather than read from the artifact cache.
     pub compiled: bool,
+    /// Blocked by an operator: `latest` skips it; connections pinned to it
+    /// pause until it is unblocked.
+    pub blocked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +58,33 @@ impl Registry {
         self.insert(entry, false)
     }
 
+    /// Add or overwrite a version (development mode: the same version rebuilt).
+    pub fn replace(&self, entry: Entry) {
+        let m = entry.connector.manifest();
+        let Ok(version) = Version::parse(&m.version) else { return };
+        let mut all = self.connectors.write().unwrap_or_else(|p| p.into_inner());
+        all.entry(m.name.clone()).or_default().insert(version, entry);
+    }
+
+    /// Block or unblock a version; false when there is no such version.
+    pub fn set_blocked(&self, name: &str, version: &str, blocked: bool) -> bool {
+        let Ok(version) = Version::parse(version) else { return false };
+        let mut all = self.connectors.write().unwrap_or_else(|p| p.into_inner());
+        match all.get_mut(name).and_then(|vs| vs.get_mut(&version)) {
+            Some(e) => {
+                e.blocked = blocked;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn is_blocked(&self, name: &str, version: &str) -> bool {
+        let Ok(version) = Version::parse(version) else { return false };
+        let all = self.connectors.read().unwrap_or_else(|p| p.into_inner());
+        all.get(name).and_then(|vs| vs.get(&version)).is_some_and(|e| e.blocked)
+    }
+
     fn insert(&self, entry: Entry, must_be_newest: bool) -> Result<(), RegistryError> {
         let m = entry.connector.manifest();
         let version = Version::parse(&m.version).map_err(|_| RegistryError::BadVersion(m.version.clone()))?;
@@ -80,7 +110,8 @@ impl Registry {
         let all = self.connectors.read().unwrap_or_else(|p| p.into_inner());
         let versions = all.get(name)?;
         if version == "latest" {
-            return versions.last_key_value().map(|(_, e)| e.connector.clone());
+            // A blocked version is skipped: `latest` falls back to the newest good one.
+            return versions.values().rev().find(|e| !e.blocked).map(|e| e.connector.clone());
         }
         versions.get(&Version::parse(version).ok()?).map(|e| e.connector.clone())
     }

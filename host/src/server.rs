@@ -94,6 +94,13 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
     if uploaded.exists() {
         register_dir(&app, &uploaded, Origin::Uploaded).await?;
     }
+    if let Ok(text) = std::fs::read_to_string(crate::api::connectors::blocked_file(&app)) {
+        for blocked in serde_json::from_str::<Vec<String>>(&text).unwrap_or_default() {
+            if let Some((name, version)) = blocked.split_once('@') {
+                app.registry.set_blocked(name, version, true);
+            }
+        }
+    }
     Ok(app)
 }
 
@@ -110,7 +117,7 @@ async fn register_dir(app: &App, dir: &Path, origin: Origin) -> anyhow::Result<(
         match app.runtime.load_cached(&bytes, &app.artifacts_dir()).await {
             Ok((connector, compiled)) => {
                 let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());
-                match app.registry.restore(Entry { connector, origin, compiled }) {
+                match app.registry.restore(Entry { connector, origin, compiled, blocked: false }) {
                     Ok(()) => {
                         tracing::info!(connector = %name, %version, compiled, path = %path.display(), "connector registered")
                     }
@@ -134,6 +141,9 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     let workers_up = Arc::new(AtomicBool::new(true));
     let delivery = tokio::spawn(crate::delivery::run(app.clone(), shutdown.clone()));
     let sweeper = tokio::spawn(sweep_loop(app.clone(), shutdown.clone()));
+    if let Some(dir) = app.config.connectors_dir.clone() {
+        crate::devmode::spawn(app.clone(), dir, shutdown.clone())?;
+    }
     for mut job in app.store.replays_pending()? {
         if let Err(e) = crate::api::events::run_replay(&app, &mut job) {
             tracing::error!(replay = %job.id, error = %e.message, "resuming a replay");
@@ -160,6 +170,19 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     let _ = delivery.await;
     let _ = sweeper.await;
     app.store.sync()?;
+    // Close the store before returning, so a restart in the same process
+    // (or a test) can open it: wait for every other holder (background
+    // tasks, the group-commit writer) to let go.
+    let store = app.store.clone();
+    drop(app);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&store) > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if Arc::strong_count(&store) > 1 {
+        tracing::warn!(holders = Arc::strong_count(&store) - 1, "the store is still referenced after shutdown");
+    }
+    drop(store);
     tracing::info!("switchboard stopped");
     Ok(())
 }

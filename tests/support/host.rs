@@ -69,8 +69,11 @@ impl TestHost {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(switchboard::run(config.clone(), listener, shutdown.clone()));
         let host = TestHost { url, config, client: reqwest::Client::new(), shutdown, task: Some(task), dir };
-        host.wait_until("ready", || async { host.raw(Method::GET, "/readyz", None, None).await.0 == StatusCode::OK })
-            .await;
+        // Not `raw`: until the server is up a connection error is expected.
+        host.wait_until("ready", || async {
+            host.client.get(format!("{}/readyz", host.url)).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await;
         host
     }
 

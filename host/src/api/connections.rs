@@ -218,11 +218,7 @@ async fn update(
     app.store.put_connection(&c)?;
     app.rules_changed(&ws);
     if resume {
-        let now = now_ms();
-        for delivery in app.store.waiting(&c.id)? {
-            app.store.requeue(&delivery, now, now)?;
-        }
-        app.wake.notify_one();
+        app.resume_waiting(&c.id)?;
     }
     Ok(Json(view(&c)))
 }

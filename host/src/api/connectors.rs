@@ -7,14 +7,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::auth::caller;
 use super::{ApiError, AppState};
 use crate::app::App;
-use crate::model::Connection;
+use crate::model::{Connection, VERSION_BLOCKED, now_ms};
 use crate::registry::{Entry, Origin, RegistryError};
 use crate::store::Page;
 
@@ -27,12 +27,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/connectors/{name}", put(upload).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)))
         .route("/api/v1/connectors/{name}/versions", get(versions))
         .route("/api/v1/connectors/{name}/versions/{version}", delete(remove))
+        .route("/api/v1/connectors/{name}/versions/{version}/block", post(block))
+        .route("/api/v1/connectors/{name}/versions/{version}/unblock", post(unblock))
         .route("/api/v1/workspaces/{ws}/connectors", get(enabled))
 }
 
 fn version_view(e: &Entry) -> Value {
     let m = e.connector.manifest();
-    json!({"version": m.version, "origin": e.origin, "artifact": if e.compiled { "compiled" } else { "cached" }, "manifest": m})
+    json!({"version": m.version, "origin": e.origin, "blocked": e.blocked,
+           "artifact": if e.compiled { "compiled" } else { "cached" }, "manifest": m})
 }
 
 async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
@@ -108,7 +111,7 @@ async fn upload(
     std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&file, &bytes))
         .map_err(|e| ApiError::unavailable(format!("cannot store the component: {e}")))?;
-    match app.registry.register(Entry { connector, origin: Origin::Uploaded, compiled }) {
+    match app.registry.register(Entry { connector, origin: Origin::Uploaded, compiled, blocked: false }) {
         Ok(()) => {}
         Err(RegistryError::NotGreater { existing, .. }) => {
             let _ = std::fs::remove_file(&file);
@@ -180,4 +183,75 @@ async fn enabled(
         .collect();
     let n = records.len();
     Ok(Json(super::list(records, n + 1, None)))
+}
+
+/// The blocked versions, as `name@version`, kept in the data dir so a block
+/// survives restarts.
+pub fn blocked_file(app: &App) -> std::path::PathBuf {
+    app.uploads_dir().join("blocked.json")
+}
+
+fn save_blocked(app: &App) -> Result<(), ApiError> {
+    let blocked: Vec<String> = app
+        .registry
+        .list()
+        .iter()
+        .flat_map(|(name, vs)| {
+            vs.iter().filter(|e| e.blocked).map(move |e| format!("{name}@{}", e.connector.manifest().version))
+        })
+        .collect();
+    std::fs::create_dir_all(app.uploads_dir())
+        .and_then(|()| std::fs::write(blocked_file(app), serde_json::to_vec(&blocked).unwrap_or_default()))
+        .map_err(|e| ApiError::unavailable(format!("cannot record the block: {e}")))
+}
+
+/// Block a version everywhere: `latest` falls back to the newest unblocked
+/// version, connections pinned to it pause (their deliveries wait).
+async fn block(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.require_admin()?;
+    if !app.registry.set_blocked(&name, &version, true) {
+        return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
+    }
+    save_blocked(&app)?;
+    let mut paused = Vec::new();
+    for mut c in all_connections(&app)?.into_iter().filter(|c| c.connector == name && c.version == version && c.active)
+    {
+        c.active = false;
+        c.inactive_reason = Some(VERSION_BLOCKED.to_string());
+        c.updated_at = now_ms();
+        app.store.put_connection(&c)?;
+        paused.push(c.id);
+    }
+    tracing::warn!(connector = %name, %version, paused = paused.len(), "connector version blocked");
+    Ok(Json(json!({"name": name, "version": version, "blocked": true, "paused_connections": paused})))
+}
+
+async fn unblock(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers)?.require_admin()?;
+    if !app.registry.set_blocked(&name, &version, false) {
+        return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
+    }
+    save_blocked(&app)?;
+    let mut resumed = Vec::new();
+    let now = now_ms();
+    for mut c in all_connections(&app)?
+        .into_iter()
+        .filter(|c| c.connector == name && c.inactive_reason.as_deref() == Some(VERSION_BLOCKED))
+    {
+        c.active = true;
+        c.inactive_reason = None;
+        c.updated_at = now;
+        app.store.put_connection(&c)?;
+        app.resume_waiting(&c.id)?;
+        resumed.push(c.id);
+    }
+    Ok(Json(json!({"name": name, "version": version, "blocked": false, "resumed_connections": resumed})))
 }

@@ -10,7 +10,7 @@ use super::limits::Limits;
 use super::retry::RetryPolicy;
 use crate::app::App;
 use crate::attempt::AttemptRecord;
-use crate::model::{AUTH_INVALID, Connection, Delivery, Event, now_ms, rfc3339};
+use crate::model::{AUTH_INVALID, Connection, Delivery, Event, VERSION_BLOCKED, now_ms, rfc3339};
 use crate::outcome::Outcome;
 use crate::routing::fields::FieldTemplates;
 use crate::runtime::{EventData, Invocation, Labels};
@@ -45,6 +45,12 @@ pub async fn attempt(app: &App, limits: &Limits, d: Delivery) {
         let _ = app.store.release(&d.id, &lease, now + 5000);
         return;
     };
+    if app.registry.is_blocked(&connection.connector, &connector.manifest().version) {
+        // Pinned to a version an operator blocked: wait, do not fail.
+        pause_connection(app, &connection, now, VERSION_BLOCKED);
+        park(app, &d, &lease, now);
+        return;
+    }
     let rate = connection
         .rate_limit_per_second
         .or_else(|| connector.manifest().default_rate_limit.map(|r| f64::from(r.requests) / f64::from(r.per_seconds)));
@@ -104,7 +110,7 @@ pub async fn attempt(app: &App, limits: &Limits, d: Delivery) {
     let now = now_ms();
     let next = policy.next(record.outcome, n, record.retry_after_ms, now, rand::random());
     if record.outcome == Outcome::AuthFailed {
-        pause_connection(app, &connection, now);
+        pause_connection(app, &connection, now, AUTH_INVALID);
     }
     match app.store.finish_attempt(&d.id, &lease, &record, next.clone(), now) {
         Ok(true) => {}
@@ -173,18 +179,16 @@ fn park(app: &App, d: &Delivery, lease: &str, now: i64) {
     }
 }
 
-fn pause_connection(app: &App, connection: &Connection, now: i64) {
+fn pause_connection(app: &App, connection: &Connection, now: i64, reason: &str) {
     let Ok(Some(mut current)) = app.store.connection(&connection.workspace, &connection.id) else { return };
     if !current.active {
         return;
     }
     current.active = false;
-    current.inactive_reason = Some(AUTH_INVALID.to_string());
+    current.inactive_reason = Some(reason.to_string());
     current.updated_at = now;
     match app.store.put_connection(&current) {
-        Ok(()) => {
-            tracing::warn!(connection = %current.id, "authentication failed: connection paused until it is fixed")
-        }
+        Ok(()) => tracing::warn!(connection = %current.id, reason, "connection paused until it is fixed"),
         Err(e) => tracing::error!(connection = %current.id, error = %e, "pausing a connection"),
     }
 }

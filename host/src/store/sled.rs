@@ -51,7 +51,19 @@ fn decode<T: DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
 impl SledStore {
     pub fn open(dir: &Path) -> Result<SledStore> {
         std::fs::create_dir_all(dir).map_err(backend)?;
-        let tree = sled::Config::new().path(dir).cache_capacity(256 << 20).open().map_err(backend)?;
+        // A previous instance in this process (a fast restart) may still be
+        // letting go of the database lock; wait for it briefly.
+        let mut attempts = 0;
+        let tree = loop {
+            match sled::Config::new().path(dir).cache_capacity(256 << 20).open() {
+                Ok(tree) => break tree,
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        };
         Ok(SledStore { tree, dir: dir.to_path_buf() })
     }
 
