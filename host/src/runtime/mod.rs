@@ -127,10 +127,10 @@ impl ConnectorManifest {
         semver::Version::parse(&m.version)
             .map_err(|e| LoadError::Manifest(format!("version `{}` is not semver: {e}", m.version)))?;
         let schema = |what: &str, text: &str| {
-            serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .filter(|v| v.is_object() || v.is_boolean())
-                .ok_or_else(|| LoadError::Manifest(format!("{what} is not a JSON Schema object")))
+            let value = serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| LoadError::Manifest(format!("{what} is not JSON: {e}")))?;
+            check_schema(&value, what).map_err(LoadError::Manifest)?;
+            Ok::<_, LoadError>(value)
         };
         let settings_schema = schema("settings-schema", &m.settings_schema)?;
         if m.actions.is_empty() {
@@ -163,6 +163,58 @@ impl ConnectorManifest {
                 .map(|r| RateLimit { requests: r.requests, per_seconds: r.per_seconds }),
         })
     }
+}
+
+/// Structural check of a JSON Schema: the keywords the host and the API
+/// rely on have the right shapes. The error names the path of the fault.
+fn check_schema(schema: &serde_json::Value, path: &str) -> Result<(), String> {
+    use serde_json::Value;
+    const TYPES: [&str; 7] = ["object", "array", "string", "number", "integer", "boolean", "null"];
+    let obj = match schema {
+        Value::Bool(_) => return Ok(()),
+        Value::Object(o) => o,
+        _ => return Err(format!("{path} must be a JSON Schema (an object or a boolean)")),
+    };
+    let type_ok = |t: &Value| t.as_str().is_some_and(|t| TYPES.contains(&t));
+    match obj.get("type") {
+        None => {}
+        Some(Value::Array(ts)) if !ts.is_empty() && ts.iter().all(type_ok) => {}
+        Some(t) if type_ok(t) => {}
+        Some(t) => return Err(format!("{path}.type: {t} is not a JSON Schema type")),
+    }
+    if let Some(props) = obj.get("properties") {
+        let props = props.as_object().ok_or_else(|| format!("{path}.properties must be an object"))?;
+        for (name, sub) in props {
+            check_schema(sub, &format!("{path}.properties.{name}"))?;
+        }
+    }
+    if let Some(required) = obj.get("required")
+        && !required.as_array().is_some_and(|r| r.iter().all(Value::is_string))
+    {
+        return Err(format!("{path}.required must be an array of property names"));
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(sub) = obj.get(key) {
+            check_schema(sub, &format!("{path}.{key}"))?;
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(subs) = obj.get(key) {
+            let subs = subs.as_array().ok_or_else(|| format!("{path}.{key} must be an array of schemas"))?;
+            for (i, sub) in subs.iter().enumerate() {
+                check_schema(sub, &format!("{path}.{key}[{i}]"))?;
+            }
+        }
+    }
+    if obj.get("enum").is_some_and(|e| !e.is_array()) {
+        return Err(format!("{path}.enum must be an array"));
+    }
+    for key in ["pattern", "format", "description", "title"] {
+        if obj.get(key).is_some_and(|v| !v.is_string()) {
+            return Err(format!("{path}.{key} must be a string"));
+        }
+    }
+    Ok(())
 }
 
 /// A loaded, ready-to-run connector version.
@@ -430,6 +482,26 @@ impl Runtime {
 #[derive(Debug, thiserror::Error)]
 #[error("guest exceeded its CPU budget")]
 struct CpuBudgetExceeded;
+
+#[cfg(test)]
+mod schema_tests {
+    use serde_json::json;
+
+    use super::check_schema;
+
+    #[test]
+    fn schemas_with_wrong_shapes_are_named_by_path() {
+        assert_eq!(check_schema(&json!({"type": "object", "properties": {"url": {"type": "string"}}}), "s"), Ok(()));
+        assert_eq!(check_schema(&json!(true), "s"), Ok(()));
+        let err = |v| check_schema(&v, "settings-schema").unwrap_err();
+        assert!(
+            err(json!({"properties": {"url": {"type": "url"}}})).starts_with("settings-schema.properties.url.type")
+        );
+        assert!(err(json!({"required": "url"})).contains("settings-schema.required"));
+        assert!(err(json!({"anyOf": [{"type": 3}]})).contains("settings-schema.anyOf[0].type"));
+        assert!(err(json!([1])).contains("must be a JSON Schema"));
+    }
+}
 
 /// A clear sentence for a failed guest call.
 fn explain_trap(e: &wasmtime::Error, store: &Store<InvocationState>) -> String {
