@@ -483,26 +483,6 @@ impl Runtime {
 #[error("guest exceeded its CPU budget")]
 struct CpuBudgetExceeded;
 
-#[cfg(test)]
-mod schema_tests {
-    use serde_json::json;
-
-    use super::check_schema;
-
-    #[test]
-    fn schemas_with_wrong_shapes_are_named_by_path() {
-        assert_eq!(check_schema(&json!({"type": "object", "properties": {"url": {"type": "string"}}}), "s"), Ok(()));
-        assert_eq!(check_schema(&json!(true), "s"), Ok(()));
-        let err = |v| check_schema(&v, "settings-schema").unwrap_err();
-        assert!(
-            err(json!({"properties": {"url": {"type": "url"}}})).starts_with("settings-schema.properties.url.type")
-        );
-        assert!(err(json!({"required": "url"})).contains("settings-schema.required"));
-        assert!(err(json!({"anyOf": [{"type": 3}]})).contains("settings-schema.anyOf[0].type"));
-        assert!(err(json!([1])).contains("must be a JSON Schema"));
-    }
-}
-
 /// A clear sentence for a failed guest call.
 fn explain_trap(e: &wasmtime::Error, store: &Store<InvocationState>) -> String {
     let limits = &store.data().io.limits;
@@ -617,5 +597,25 @@ impl ReusedInstance {
         let event = wit_event(inv);
         let r = self.instance.call_deliver(&mut self.store, &event, &inv.action, &inv.fields, &inv.settings).await?;
         Ok(r.is_ok())
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use serde_json::json;
+
+    use super::check_schema;
+
+    #[test]
+    fn schemas_with_wrong_shapes_are_named_by_path() {
+        assert_eq!(check_schema(&json!({"type": "object", "properties": {"url": {"type": "string"}}}), "s"), Ok(()));
+        assert_eq!(check_schema(&json!(true), "s"), Ok(()));
+        let err = |v| check_schema(&v, "settings-schema").unwrap_err();
+        assert!(
+            err(json!({"properties": {"url": {"type": "url"}}})).starts_with("settings-schema.properties.url.type")
+        );
+        assert!(err(json!({"required": "url"})).contains("settings-schema.required"));
+        assert!(err(json!({"anyOf": [{"type": 3}]})).contains("settings-schema.anyOf[0].type"));
+        assert!(err(json!([1])).contains("must be a JSON Schema"));
     }
 }
