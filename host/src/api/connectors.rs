@@ -50,8 +50,7 @@ async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Va
                    "latest": latest.as_ref().map(|m| m.version.clone()), "manifest": latest})
         })
         .collect();
-    let n = records.len();
-    Ok(Json(super::list(records, n + 1, None)))
+    Ok(Json(super::list_all(records)))
 }
 
 async fn versions(
@@ -63,8 +62,7 @@ async fn versions(
     let all = app.registry.list();
     let (_, versions) = all.iter().find(|(n, _)| *n == name).ok_or_else(|| ApiError::not_found("connector", &name))?;
     let records: Vec<Value> = versions.iter().map(version_view).collect();
-    let n = records.len();
-    Ok(Json(super::list(records, n + 1, None)))
+    Ok(Json(super::list_all(records)))
 }
 
 async fn upload(
@@ -181,8 +179,7 @@ async fn enabled(
         .into_iter()
         .map(|(connector, connections)| json!({"connector": connector, "connections": connections}))
         .collect();
-    let n = records.len();
-    Ok(Json(super::list(records, n + 1, None)))
+    Ok(Json(super::list_all(records)))
 }
 
 /// The blocked versions, as `name@version`, kept in the data dir so a block

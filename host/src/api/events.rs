@@ -136,8 +136,7 @@ async fn event_deliveries(
     caller(&app, &headers)?.can_access(&ws)?;
     let e = load_event(&app, &ws, &id)?;
     let records: Vec<Value> = deliveries_of(&app, &e)?.iter().map(delivery_view).collect();
-    let n = records.len();
-    Ok(Json(list(records, n + 1, None)))
+    Ok(Json(super::list_all(records)))
 }
 
 #[derive(Deserialize)]
@@ -211,8 +210,7 @@ async fn attempts(
     load_delivery(&app, &ws, &id)?;
     let records: Vec<Value> =
         app.store.attempts(&id)?.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
-    let n = records.len();
-    Ok(Json(list(records, n + 1, None)))
+    Ok(Json(super::list_all(records)))
 }
 
 async fn retry(

@@ -76,6 +76,13 @@ pub fn list(records: Vec<Value>, limit: usize, last_id: Option<String>) -> Value
     json!({"count": records.len(), "limit": limit, "next_cursor": next_cursor, "records": records})
 }
 
+/// The list envelope for a complete, unpaginated list (the `limit` is the
+/// count, so no `next_cursor`).
+pub fn list_all(records: Vec<Value>) -> Value {
+    let n = records.len();
+    json!({"count": n, "limit": n, "next_cursor": null, "records": records})
+}
+
 /// Parse a JSON body with a message naming what is wrong.
 pub fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))

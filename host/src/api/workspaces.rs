@@ -137,8 +137,7 @@ async fn list_keys(
 ) -> Result<Json<Value>, ApiError> {
     caller(&app, &headers)?.can_access(&ws)?;
     let keys = app.store.keys(&ws)?;
-    let n = keys.len().max(1);
-    Ok(Json(list(keys.iter().map(key_view).collect(), n + 1, None)))
+    Ok(Json(super::list_all(keys.iter().map(key_view).collect())))
 }
 
 async fn revoke(
