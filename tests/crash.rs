@@ -4,7 +4,6 @@
 //! duplicates are counted and reported.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,69 +11,11 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchboard_tests::WEBHOOK_SECRET;
-use switchboard_tests::build::{binary, component_path};
+use switchboard_tests::process::{ADMIN, ServerProcess};
 use switchboard_tests::receiver::{Receiver, reply};
 
 const CLIENTS: usize = 64;
 const EVENTS: usize = 20_000;
-const ADMIN: &str = "crash-admin";
-
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    data: std::path::PathBuf,
-    master_key: String,
-}
-
-impl Server {
-    fn spawn(&mut self) {
-        let guests = component_path("switchboard-connector-webhook").parent().unwrap().to_path_buf();
-        let child = Command::new(binary())
-            .arg("serve")
-            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("SWITCHBOARD_DATA_DIR", &self.data)
-            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
-            .env("SWITCHBOARD_MASTER_KEY", &self.master_key)
-            .env("SWITCHBOARD_CONNECTORS_DIR", guests)
-            .env("SWITCHBOARD_EGRESS__ALLOW_PRIVATE_NETWORKS", "true")
-            .env("SWITCHBOARD_RETRY__SCHEDULE", r#"["0s", "100ms", "200ms", "400ms", "800ms", "1s", "1s", "1s"]"#)
-            .env("SWITCHBOARD_DELIVERY__POLL_INTERVAL", "20ms")
-            .env("SWITCHBOARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start switchboard");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
-            child.wait().unwrap();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "server did not become ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_loses_no_acknowledged_event() {
@@ -90,18 +31,11 @@ async fn kill_dash_nine_loses_no_acknowledged_event() {
     })
     .await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Server {
-        child: None,
-        port,
-        data: dir.path().join("data"),
-        master_key: switchboard::secrets::MasterKey::generate(),
-    };
-    server.spawn();
+    // Short leases, so deliveries cut by a kill are due again within seconds.
+    let server = ServerProcess::start(&[("SWITCHBOARD_DELIVERY__LEASE", "6s"), ("SWITCHBOARD_SANDBOX__WALL", "4s")]);
+    server.wait_ready().await;
     let client = reqwest::Client::new();
     let url = server.url();
-    wait_ready(&client, &url).await;
 
     let admin = |path: &str, body: Value| {
         let req = client.post(format!("{url}{path}")).bearer_auth(ADMIN).json(&body);
@@ -165,7 +99,7 @@ async fn kill_dash_nine_loses_no_acknowledged_event() {
         }
         server.kill9();
         server.spawn();
-        wait_ready(&client, &url).await;
+        server.wait_ready().await;
     }
     for c in clients {
         c.await.unwrap();

@@ -6,6 +6,7 @@ mod cli;
 mod connectors;
 mod crash;
 mod delivery;
+mod engine;
 mod ingest;
 mod onboarding;
 mod registry;

@@ -13,13 +13,11 @@ use crate::routing::fields::FieldTemplates;
 use crate::routing::filter::Filter;
 use crate::runtime::Runtime;
 use crate::secrets::MasterKey;
-use crate::store::commit::Committer;
 use crate::store::{Page, Store, StoreError};
 
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
-    pub committer: Committer,
     pub runtime: Runtime,
     pub registry: Registry,
     pub master_key: MasterKey,
@@ -55,11 +53,9 @@ impl App {
         master_key: MasterKey,
         admin_token_hash: [u8; 32],
     ) -> App {
-        let committer = Committer::start(store.clone());
         App {
             config,
             store,
-            committer,
             runtime,
             registry: Registry::default(),
             master_key,
@@ -71,14 +67,14 @@ impl App {
     }
 
     /// The workspace's active rules, compiled; cached until a rule changes.
-    pub fn rules_for(&self, workspace: &str) -> Result<Arc<Vec<CompiledRule>>, StoreError> {
+    pub async fn rules_for(&self, workspace: &str) -> Result<Arc<Vec<CompiledRule>>, StoreError> {
         if let Some(r) = self.rules.read().unwrap_or_else(|p| p.into_inner()).get(workspace) {
             return Ok(r.clone());
         }
         let mut compiled = Vec::new();
         let mut page = Page { cursor: None, limit: 500 };
         loop {
-            let batch = self.store.rules(workspace, &page)?;
+            let batch = self.store.rules(workspace, &page).await?;
             let done = batch.len() < page.limit;
             page.cursor = batch.last().map(|r| r.id.clone());
             for rule in batch.into_iter().filter(|r| r.active) {
@@ -93,7 +89,7 @@ impl App {
                 if FieldTemplates::compile(&rule.fields).is_err() {
                     continue;
                 }
-                let Some(connection) = self.store.connection(workspace, &rule.connection)? else { continue };
+                let Some(connection) = self.store.connection(workspace, &rule.connection).await? else { continue };
                 compiled.push(CompiledRule { rule, filter, connector: connection.connector });
             }
             if done {
@@ -107,11 +103,11 @@ impl App {
 
     /// Queue again every delivery that waited for this connection to be
     /// fixed (after a secret change, an explicit resume or an unblock).
-    pub fn resume_waiting(&self, connection: &str) -> Result<usize, StoreError> {
+    pub async fn resume_waiting(&self, connection: &str) -> Result<usize, StoreError> {
         let now = crate::model::now_ms();
-        let waiting = self.store.waiting(connection)?;
+        let waiting = self.store.waiting(connection).await?;
         for delivery in &waiting {
-            self.store.requeue(delivery, now, now)?;
+            self.store.requeue(delivery, now, now).await?;
         }
         self.wake.notify_one();
         Ok(waiting.len())

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::SandboxLimits;
+use crate::store::StoreConfig;
 
 /// Everything `switchboard serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub retention: RetentionConfig,
     pub sandbox: SandboxLimits,
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             retention: RetentionConfig::default(),
             sandbox: SandboxLimits::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -80,7 +83,9 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// Attempts in flight per connection unless the connection says otherwise.
     pub per_connection_concurrency: usize,
-    /// How long a claimed delivery stays with its worker before it is due again.
+    /// How long a claimed delivery stays with its worker before it is due
+    /// again. After a crash, deliveries that were in flight wait this long;
+    /// it must outlast the longest attempt (`sandbox.wall`).
     #[serde(with = "duration")]
     pub lease: Duration,
     /// How often the scheduler looks for due deliveries when nothing wakes it.
@@ -96,7 +101,7 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             concurrency: 64,
             per_connection_concurrency: 16,
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(45),
             poll_interval: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -188,6 +193,9 @@ impl Config {
         }
         if self.delivery.concurrency == 0 || self.delivery.per_connection_concurrency == 0 {
             return bad("delivery.concurrency and delivery.per_connection_concurrency must be at least 1");
+        }
+        if self.delivery.lease < self.sandbox.wall + Duration::from_secs(1) {
+            return bad("delivery.lease must be at least sandbox.wall + 1s, so no attempt outlives its lease");
         }
         if self.ingest.rate_per_workspace.is_some_and(|r| r.is_nan() || r <= 0.0) {
             return bad("ingest.rate_per_workspace must be positive");

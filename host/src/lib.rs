@@ -17,6 +17,8 @@ pub mod config;
 pub mod delivery;
 pub mod devmode;
 pub mod egress;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod model;
 pub mod outcome;
 pub mod registry;

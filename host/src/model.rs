@@ -123,6 +123,57 @@ impl DeliveryStatus {
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(Value::String(s.to_string())).ok()
     }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Processing => "processing",
+            DeliveryStatus::Retrying => "retrying",
+            DeliveryStatus::Waiting => "waiting",
+            DeliveryStatus::Completed => "completed",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Canceled => "canceled",
+        }
+    }
+    /// Queued again without an attempt in flight: pending before the first
+    /// attempt, retrying after.
+    pub fn queued(attempt_count: u32) -> Self {
+        if attempt_count == 0 { DeliveryStatus::Pending } else { DeliveryStatus::Retrying }
+    }
+}
+
+/// An event's status, derived from its deliveries: failed if any failed,
+/// completed when all are final, processing otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl EventStatus {
+    pub fn of<'a>(deliveries: impl IntoIterator<Item = &'a DeliveryStatus>) -> EventStatus {
+        let mut status = EventStatus::Completed;
+        for d in deliveries {
+            if *d == DeliveryStatus::Failed {
+                return EventStatus::Failed;
+            }
+            if !d.is_final() {
+                status = EventStatus::Processing;
+            }
+        }
+        status
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_string())).ok()
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Processing => "processing",
+            EventStatus::Completed => "completed",
+            EventStatus::Failed => "failed",
+        }
+    }
 }
 
 /// One (event × rule) unit of work. The rule's action and field templates
@@ -146,6 +197,9 @@ pub struct Delivery {
     pub connector_version: Option<String>,
     pub last_error: Option<String>,
     pub last_outcome: Option<String>,
+    /// Attempts in a row cut short by a process death (see `store::MAX_INTERRUPTIONS`).
+    #[serde(default)]
+    pub interruptions: u32,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -20,6 +20,8 @@ pub enum Outcome {
     ConnectorError,
     EgressDenied,
     InternalError,
+    /// The process running the attempt stopped before it finished.
+    Interrupted,
 }
 
 impl Outcome {
@@ -32,6 +34,7 @@ impl Outcome {
                 | Outcome::Timeout
                 | Outcome::NetworkError
                 | Outcome::InternalError
+                | Outcome::Interrupted
         )
     }
 
@@ -48,6 +51,7 @@ impl Outcome {
             Outcome::ConnectorError => "connector_error",
             Outcome::EgressDenied => "egress_denied",
             Outcome::InternalError => "internal_error",
+            Outcome::Interrupted => "interrupted",
         }
     }
 }

@@ -26,22 +26,28 @@ use crate::runtime::Runtime;
 use crate::runtime::cache::ConnectorCache;
 use crate::runtime::transport::ReqwestTransport;
 use crate::secrets::MasterKey;
-use crate::store::{CacheEntry, SledStore, Store};
+use crate::store::{CacheEntry, Store};
 
 /// The `cache` import backed by the store, so cached lookups survive restarts.
 struct StoreCache(Arc<dyn Store>);
 
+#[async_trait::async_trait]
 impl ConnectorCache for StoreCache {
-    fn get(&self, scope: &str, key: &str) -> Option<String> {
-        self.0.cache_get(scope, key, now_ms()).ok().flatten()
+    async fn get(&self, scope: &str, key: &str) -> Option<String> {
+        self.0.cache_get(scope, key, now_ms()).await.ok().flatten()
     }
-    fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration) {
+    async fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration) {
         let entry = CacheEntry { value: value.to_string(), expires_at: now_ms() + ttl.as_millis() as i64 };
-        if let Err(e) = self.0.cache_set(scope, key, &entry) {
+        if let Err(e) = self.0.cache_set(scope, key, &entry).await {
             tracing::warn!(error = %e, "connector cache write failed");
         }
     }
 }
+
+/// `/readyz` answers 503 while one store operation has run longer than this.
+const STORE_STUCK_AFTER: Duration = Duration::from_secs(5);
+/// Events removed per retention step.
+const SWEEP_STEP: usize = 200;
 
 /// Read a generated credential from the data dir, or create it (0600) and
 /// print it once.
@@ -77,7 +83,10 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
         None => bootstrap_secret(&config.data_dir, "master_key", "master key", MasterKey::generate)?,
     };
     let master_key = MasterKey::from_base64(&master_key).context("master_key")?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
+    let (store_config, data_dir) = (config.store.clone(), config.data_dir.clone());
+    let store = tokio::task::spawn_blocking(move || crate::store::open(&store_config, &data_dir))
+        .await
+        .context("opening the store")??;
     let egress = Arc::new(EgressPolicy {
         allow_private_networks: config.egress.allow_private_networks,
         allow_hosts: config.egress.allow_hosts.clone(),
@@ -144,8 +153,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     if let Some(dir) = app.config.connectors_dir.clone() {
         crate::devmode::spawn(app.clone(), dir, shutdown.clone())?;
     }
-    for mut job in app.store.replays_pending()? {
-        if let Err(e) = crate::api::events::run_replay(&app, &mut job) {
+    for mut job in app.store.replays_pending().await? {
+        if let Err(e) = crate::api::events::run_replay(&app, &mut job).await {
             tracing::error!(replay = %job.id, error = %e.message, "resuming a replay");
         }
     }
@@ -157,10 +166,16 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
             let app = ready_app.clone();
             let flag = ready_flag.clone();
             async move {
-                let store_ok = app.store.next_due().is_ok();
-                let ok = store_ok && flag.load(Ordering::Relaxed);
-                let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-                (status, Json(json!({"store": store_ok, "workers": flag.load(Ordering::Relaxed)})))
+                // Never waits on the store: a store stuck on one operation
+                // for longer than this is reported, not joined.
+                let stuck = app.store.busy_for().filter(|d| *d > STORE_STUCK_AFTER);
+                let workers = flag.load(Ordering::Relaxed);
+                let status = if stuck.is_none() && workers { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let store = match stuck {
+                    Some(d) => json!({"ok": false, "stuck_for_ms": d.as_millis() as u64}),
+                    None => json!({"ok": true}),
+                };
+                (status, Json(json!({"store": store, "workers": workers})))
             }
         }),
     );
@@ -169,20 +184,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     workers_up.store(false, Ordering::Relaxed);
     let _ = delivery.await;
     let _ = sweeper.await;
-    app.store.sync()?;
-    // Close the store before returning, so a restart in the same process
-    // (or a test) can open it: wait for every other holder (background
-    // tasks, the group-commit writer) to let go.
-    let store = app.store.clone();
+    app.store.sync().await?;
+    // The store closes when its last handle goes; a restart in the same
+    // process waits briefly for the engine's lock (see `EmbeddedStore::open`).
     drop(app);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while Arc::strong_count(&store) > 1 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    if Arc::strong_count(&store) > 1 {
-        tracing::warn!(holders = Arc::strong_count(&store) - 1, "the store is still referenced after shutdown");
-    }
-    drop(store);
     tracing::info!("switchboard stopped");
     Ok(())
 }
@@ -190,12 +195,25 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
 async fn sweep_loop(app: Arc<App>, shutdown: CancellationToken) {
     let keep_ms = i64::from(app.config.retention.days) * 24 * 3600 * 1000;
     loop {
-        let store = app.store.clone();
+        // In small steps, so the sweep never holds the store for long.
         let before = now_ms() - keep_ms;
-        match tokio::task::spawn_blocking(move || store.sweep(before)).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "retention sweep"),
-            Ok(Err(e)) => tracing::error!(error = %e, "retention sweep"),
-            _ => {}
+        let mut removed = 0;
+        loop {
+            match app.store.sweep(before, SWEEP_STEP).await {
+                Ok(n) => {
+                    removed += n;
+                    if n == 0 || shutdown.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "retention sweep");
+                    break;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "retention sweep");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

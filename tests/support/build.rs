@@ -45,7 +45,8 @@ fn built() -> &'static PathBuf {
             args.extend(["-p", g]);
         }
         cargo(&args);
-        cargo(&["build", "--quiet", "-p", "switchboard", "--bin", "switchboard"]);
+        // With the suite's features, so the binary is the library it tests.
+        cargo(&["build", "--quiet", "-p", "switchboard", "--bin", "switchboard", "--features", "fault-injection"]);
         target_dir()
     })
 }

@@ -2,10 +2,12 @@
 //! data dir, the guest components registered, a compressed retry schedule,
 //! and a small JSON client for its API.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use switchboard::app::App;
 use switchboard::config::Config;
 use switchboard::secrets::MasterKey;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +17,9 @@ pub const ADMIN: &str = "test-admin-token";
 pub struct TestHost {
     pub url: String,
     pub config: Config,
+    /// The running service's state, for tests that reach below the API
+    /// (fault hooks in the store). Let go on stop so the store can close.
+    pub app: Option<Arc<App>>,
     client: reqwest::Client,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -67,8 +72,10 @@ impl TestHost {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(switchboard::run(config.clone(), listener, shutdown.clone()));
-        let host = TestHost { url, config, client: reqwest::Client::new(), shutdown, task: Some(task), dir };
+        let app = switchboard::server::build(config.clone()).await.expect("build the service");
+        let task = tokio::spawn(switchboard::server::serve(app.clone(), listener, shutdown.clone()));
+        let host =
+            TestHost { url, config, app: Some(app), client: reqwest::Client::new(), shutdown, task: Some(task), dir };
         // Not `raw`: until the server is up a connection error is expected.
         host.wait_until("ready", || async {
             host.client.get(format!("{}/readyz", host.url)).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
@@ -86,6 +93,7 @@ impl TestHost {
     }
 
     pub async fn stop(&mut self) {
+        self.app = None;
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();

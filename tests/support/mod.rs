@@ -5,6 +5,7 @@
 pub mod build;
 pub mod fakes;
 pub mod host;
+pub mod process;
 pub mod receiver;
 pub mod sandbox;
 pub mod standard_webhooks;

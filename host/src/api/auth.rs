@@ -43,7 +43,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// The management API's caller, from `Authorization: Bearer …`.
-pub fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     if bool::from(digest.ct_eq(&app.admin_token_hash)) {
@@ -52,11 +52,11 @@ pub fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if !token.starts_with("mesh_sec_") {
         return Err(ApiError::unauthorized("unknown token"));
     }
-    workspace_key(app, token, KeyKind::Secret).map(Caller::Workspace)
+    workspace_key(app, token, KeyKind::Secret).await.map(Caller::Workspace)
 }
 
 /// The ingest caller: a publishable key header or a secret key bearer.
-pub fn ingest_key(app: &App, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+pub async fn ingest_key(app: &App, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
     if let Some(key) = headers.get("x-meshes-publishable-key") {
         let key = key.to_str().map_err(|_| ApiError::unauthorized("the publishable key is not valid text"))?;
         if !is_publishable_format(key) {
@@ -64,10 +64,10 @@ pub fn ingest_key(app: &App, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
                 "malformed publishable key (expected mesh_pub_<workspace>_<key>_<secret>)",
             ));
         }
-        return workspace_key(app, key, KeyKind::Publishable);
+        return workspace_key(app, key, KeyKind::Publishable).await;
     }
     match bearer(headers) {
-        Some(token) if token.starts_with("mesh_sec_") => workspace_key(app, token, KeyKind::Secret),
+        Some(token) if token.starts_with("mesh_sec_") => workspace_key(app, token, KeyKind::Secret).await,
         Some(_) => Err(ApiError::unauthorized("unknown key: ingest takes a publishable key or a workspace secret key")),
         None => Err(ApiError::unauthorized(
             "missing key: send `X-Meshes-Publishable-Key` or `Authorization: Bearer mesh_sec_…`",
@@ -75,8 +75,8 @@ pub fn ingest_key(app: &App, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
     }
 }
 
-fn workspace_key(app: &App, key: &str, kind: KeyKind) -> Result<ApiKey, ApiError> {
-    let found = app.store.key_by_hash(&hash_key(key))?;
+async fn workspace_key(app: &App, key: &str, kind: KeyKind) -> Result<ApiKey, ApiError> {
+    let found = app.store.key_by_hash(&hash_key(key)).await?;
     match found {
         Some(k) if k.kind == kind && k.revoked_at.is_none() => Ok(k),
         Some(k) if k.kind == kind => Err(ApiError::forbidden(format!("key `{}` has been revoked", k.id))),

@@ -111,8 +111,8 @@ async fn create(
     Path(ws): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let req: CreateConnection = parse_body(&body)?;
     let version = req.version.unwrap_or_else(|| "latest".into());
     let connector = resolve(&app, &req.connector, &version)?;
@@ -136,7 +136,7 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    app.store.put_connection(&connection)?;
+    app.store.put_connection(&connection).await?;
     Ok((StatusCode::CREATED, Json(view(&connection))))
 }
 
@@ -146,15 +146,15 @@ async fn list_connections(
     Path(ws): Path<String>,
     Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
     let page = p.page()?;
-    let all = app.store.connections(&ws, &page)?;
+    let all = app.store.connections(&ws, &page).await?;
     let last = all.last().map(|c| c.id.clone());
     Ok(Json(list(all.iter().map(view).collect(), page.limit, last)))
 }
 
-fn load(app: &App, ws: &str, id: &str) -> Result<Connection, ApiError> {
-    app.store.connection(ws, id)?.ok_or_else(|| ApiError::not_found("connection", id))
+async fn load(app: &App, ws: &str, id: &str) -> Result<Connection, ApiError> {
+    app.store.connection(ws, id).await?.ok_or_else(|| ApiError::not_found("connection", id))
 }
 
 async fn show(
@@ -162,8 +162,8 @@ async fn show(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    Ok(Json(view(&load(&app, &ws, &id)?)))
+    caller(&app, &headers).await?.can_access(&ws)?;
+    Ok(Json(view(&load(&app, &ws, &id).await?)))
 }
 
 async fn update(
@@ -172,8 +172,8 @@ async fn update(
     Path((ws, id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let mut c = load(&app, &ws, &id)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let mut c = load(&app, &ws, &id).await?;
     let req: UpdateConnection = parse_body(&body)?;
     let mut secrets = app
         .master_key
@@ -215,10 +215,10 @@ async fn update(
         c.inactive_reason = Some("disabled".into());
     }
     c.updated_at = now_ms();
-    app.store.put_connection(&c)?;
+    app.store.put_connection(&c).await?;
     app.rules_changed(&ws);
     if resume {
-        app.resume_waiting(&c.id)?;
+        app.resume_waiting(&c.id).await?;
     }
     Ok(Json(view(&c)))
 }
@@ -234,9 +234,9 @@ async fn remove(
     Path((ws, id)): Path<(String, String)>,
     Query(p): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    load(&app, &ws, &id)?;
-    let rules = app.store.rules(&ws, &crate::store::Page { cursor: None, limit: usize::MAX })?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    load(&app, &ws, &id).await?;
+    let rules = app.store.rules(&ws, &crate::store::Page { cursor: None, limit: usize::MAX }).await?;
     let using: Vec<_> = rules.into_iter().filter(|r| r.connection == id).collect();
     if !using.is_empty() && p.force != Some(true) {
         let ids: Vec<&str> = using.iter().map(|r| r.id.as_str()).collect();
@@ -246,9 +246,9 @@ async fn remove(
         )));
     }
     for r in using {
-        app.store.delete_rule(&ws, &r.id)?;
+        app.store.delete_rule(&ws, &r.id).await?;
     }
-    app.store.delete_connection(&ws, &id)?;
+    app.store.delete_connection(&ws, &id).await?;
     app.rules_changed(&ws);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -39,7 +39,7 @@ fn version_view(e: &Entry) -> Value {
 }
 
 async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.require_admin()?;
+    caller(&app, &headers).await?.require_admin()?;
     let records: Vec<Value> = app
         .registry
         .list()
@@ -58,7 +58,7 @@ async fn versions(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.require_admin()?;
+    caller(&app, &headers).await?.require_admin()?;
     let all = app.registry.list();
     let (_, versions) = all.iter().find(|(n, _)| *n == name).ok_or_else(|| ApiError::not_found("connector", &name))?;
     let records: Vec<Value> = versions.iter().map(version_view).collect();
@@ -71,7 +71,7 @@ async fn upload(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers)?.require_admin()?;
+    caller(&app, &headers).await?.require_admin()?;
     let bytes = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -122,11 +122,11 @@ async fn upload(
 }
 
 /// Every connection of every workspace.
-fn all_connections(app: &App) -> Result<Vec<Connection>, ApiError> {
+async fn all_connections(app: &App) -> Result<Vec<Connection>, ApiError> {
     let everything = Page { cursor: None, limit: usize::MAX };
     let mut out = Vec::new();
-    for ws in app.store.workspaces(&everything)? {
-        out.extend(app.store.connections(&ws.id, &everything)?);
+    for ws in app.store.workspaces(&everything).await? {
+        out.extend(app.store.connections(&ws.id, &everything).await?);
     }
     Ok(out)
 }
@@ -136,11 +136,12 @@ async fn remove(
     headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller(&app, &headers)?.require_admin()?;
+    caller(&app, &headers).await?.require_admin()?;
     if app.registry.resolve(&name, &version).is_none() {
         return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
     }
-    let pinned: Vec<String> = all_connections(&app)?
+    let pinned: Vec<String> = all_connections(&app)
+        .await?
         .into_iter()
         .filter(|c| c.connector == name && c.version == version)
         .map(|c| c.id)
@@ -163,9 +164,9 @@ async fn enabled(
     headers: HeaderMap,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    let connections = app.store.connections(&ws, &Page { cursor: None, limit: usize::MAX })?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    let connections = app.store.connections(&ws, &Page { cursor: None, limit: usize::MAX }).await?;
     let mut by_connector: std::collections::BTreeMap<String, Vec<Value>> = std::collections::BTreeMap::new();
     for c in &connections {
         let resolved = app.registry.resolve(&c.connector, &c.version).map(|l| l.manifest().version.clone());
@@ -209,18 +210,19 @@ async fn block(
     headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.require_admin()?;
+    caller(&app, &headers).await?.require_admin()?;
     if !app.registry.set_blocked(&name, &version, true) {
         return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
     }
     save_blocked(&app)?;
     let mut paused = Vec::new();
-    for mut c in all_connections(&app)?.into_iter().filter(|c| c.connector == name && c.version == version && c.active)
+    for mut c in
+        all_connections(&app).await?.into_iter().filter(|c| c.connector == name && c.version == version && c.active)
     {
         c.active = false;
         c.inactive_reason = Some(VERSION_BLOCKED.to_string());
         c.updated_at = now_ms();
-        app.store.put_connection(&c)?;
+        app.store.put_connection(&c).await?;
         paused.push(c.id);
     }
     tracing::warn!(connector = %name, %version, paused = paused.len(), "connector version blocked");
@@ -232,22 +234,23 @@ async fn unblock(
     headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.require_admin()?;
+    caller(&app, &headers).await?.require_admin()?;
     if !app.registry.set_blocked(&name, &version, false) {
         return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
     }
     save_blocked(&app)?;
     let mut resumed = Vec::new();
     let now = now_ms();
-    for mut c in all_connections(&app)?
+    for mut c in all_connections(&app)
+        .await?
         .into_iter()
         .filter(|c| c.connector == name && c.inactive_reason.as_deref() == Some(VERSION_BLOCKED))
     {
         c.active = true;
         c.inactive_reason = None;
         c.updated_at = now;
-        app.store.put_connection(&c)?;
-        app.resume_waiting(&c.id)?;
+        app.store.put_connection(&c).await?;
+        app.resume_waiting(&c.id).await?;
         resumed.push(c.id);
     }
     Ok(Json(json!({"name": name, "version": version, "blocked": false, "resumed_connections": resumed})))

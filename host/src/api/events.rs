@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::auth::caller;
 use super::{ApiError, AppState, PageParams, Query, list, parse_body};
 use crate::app::App;
-use crate::model::{Delivery, DeliveryStatus, Event, ReplayJob, new_id, now_ms, rfc3339};
+use crate::model::{Delivery, DeliveryStatus, Event, EventStatus, ReplayJob, new_id, now_ms, rfc3339};
 use crate::store::{DeliveryQuery, EventQuery, Page};
 
 pub fn router() -> Router<AppState> {
@@ -30,31 +30,17 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An event's deliveries and its derived status.
-fn event_view(app: &App, e: &Event) -> Result<Value, ApiError> {
-    let deliveries = deliveries_of(app, e)?;
+async fn event_view(app: &App, e: &Event) -> Result<Value, ApiError> {
+    let deliveries = app.store.deliveries_of(e).await?;
     let completed = deliveries.iter().filter(|d| d.status == DeliveryStatus::Completed).count();
     let failed = deliveries.iter().filter(|d| d.status == DeliveryStatus::Failed).count();
-    let status = if failed > 0 {
-        "failed"
-    } else if deliveries.iter().all(|d| d.status.is_final()) {
-        "completed"
-    } else {
-        "processing"
-    };
+    let status = EventStatus::of(deliveries.iter().map(|d| &d.status));
     let mut v = super::ingest::record(e);
     v["total_rules"] = json!(deliveries.len());
     v["completed_count"] = json!(completed);
     v["failed_count"] = json!(failed);
     v["status"] = json!(status);
     Ok(v)
-}
-
-fn deliveries_of(app: &App, e: &Event) -> Result<Vec<Delivery>, ApiError> {
-    let mut out = Vec::with_capacity(e.delivery_ids.len());
-    for id in &e.delivery_ids {
-        out.extend(app.store.delivery(id)?);
-    }
-    Ok(out)
 }
 
 pub fn delivery_view(d: &Delivery) -> Value {
@@ -83,30 +69,27 @@ async fn list_events(
     Path(ws): Path<String>,
     Query(p): Query<EventParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
-    if let Some(s) = &p.status
-        && !["completed", "failed", "processing"].contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request("status must be completed, failed or processing"));
-    }
-    let q = EventQuery { event: p.event, resource: p.resource, resource_id: p.resource_id };
-    let events = app.store.events(&ws, &q, &page)?;
+    let status = match &p.status {
+        Some(s) => Some(
+            EventStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request("status must be completed, failed or processing"))?,
+        ),
+        None => None,
+    };
+    let q = EventQuery { event: p.event, resource: p.resource, resource_id: p.resource_id, status };
+    let events = app.store.events(&ws, &q, &page).await?;
     let last = events.last().map(|e| e.id.clone());
     let mut records = Vec::with_capacity(events.len());
     for e in &events {
-        let v = event_view(&app, e)?;
-        if p.status.as_ref().is_none_or(|s| v["status"] == *s) {
-            records.push(v);
-        }
+        records.push(event_view(&app, e).await?);
     }
-    let mut out = list(records, page.limit, None);
-    out["next_cursor"] = json!(if events.len() == page.limit { last } else { None });
-    Ok(Json(out))
+    Ok(Json(list(records, page.limit, last)))
 }
 
-fn load_event(app: &App, ws: &str, id: &str) -> Result<Event, ApiError> {
-    app.store.event(ws, id)?.ok_or_else(|| ApiError::not_found("event", id))
+async fn load_event(app: &App, ws: &str, id: &str) -> Result<Event, ApiError> {
+    app.store.event(ws, id).await?.ok_or_else(|| ApiError::not_found("event", id))
 }
 
 async fn show_event(
@@ -114,8 +97,8 @@ async fn show_event(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    Ok(Json(event_view(&app, &load_event(&app, &ws, &id)?)?))
+    caller(&app, &headers).await?.can_access(&ws)?;
+    Ok(Json(event_view(&app, &load_event(&app, &ws, &id).await?).await?))
 }
 
 async fn payload(
@@ -123,8 +106,8 @@ async fn payload(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let e = load_event(&app, &ws, &id)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let e = load_event(&app, &ws, &id).await?;
     Ok(Json(serde_json::from_str(&e.payload).unwrap_or(Value::Null)))
 }
 
@@ -133,9 +116,9 @@ async fn event_deliveries(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let e = load_event(&app, &ws, &id)?;
-    let records: Vec<Value> = deliveries_of(&app, &e)?.iter().map(delivery_view).collect();
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let e = load_event(&app, &ws, &id).await?;
+    let records: Vec<Value> = app.store.deliveries_of(&e).await?.iter().map(delivery_view).collect();
     Ok(Json(super::list_all(records)))
 }
 
@@ -173,7 +156,7 @@ async fn list_deliveries(
     Path(ws): Path<String>,
     Query(p): Query<DeliveryParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
     let q = DeliveryQuery {
         status: parse_status(&p.status)?,
@@ -182,14 +165,14 @@ async fn list_deliveries(
         since: parse_time("since", &p.since)?,
         until: parse_time("until", &p.until)?,
     };
-    let found = app.store.deliveries(&ws, &q, &page)?;
+    let found = app.store.deliveries(&ws, &q, &page).await?;
     let last = found.last().map(|d| d.id.clone());
     Ok(Json(list(found.iter().map(delivery_view).collect(), page.limit, last)))
 }
 
-fn load_delivery(app: &App, ws: &str, id: &str) -> Result<Delivery, ApiError> {
+async fn load_delivery(app: &App, ws: &str, id: &str) -> Result<Delivery, ApiError> {
     // Deliveries are keyed globally; the workspace check keeps tenants apart.
-    app.store.delivery(id)?.filter(|d| d.workspace == ws).ok_or_else(|| ApiError::not_found("delivery", id))
+    app.store.delivery(id).await?.filter(|d| d.workspace == ws).ok_or_else(|| ApiError::not_found("delivery", id))
 }
 
 async fn show_delivery(
@@ -197,8 +180,8 @@ async fn show_delivery(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    Ok(Json(delivery_view(&load_delivery(&app, &ws, &id)?)))
+    caller(&app, &headers).await?.can_access(&ws)?;
+    Ok(Json(delivery_view(&load_delivery(&app, &ws, &id).await?)))
 }
 
 async fn attempts(
@@ -206,10 +189,10 @@ async fn attempts(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    load_delivery(&app, &ws, &id)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    load_delivery(&app, &ws, &id).await?;
     let records: Vec<Value> =
-        app.store.attempts(&id)?.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
+        app.store.attempts(&id).await?.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
     Ok(Json(super::list_all(records)))
 }
 
@@ -218,8 +201,8 @@ async fn retry(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let d = load_delivery(&app, &ws, &id)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let d = load_delivery(&app, &ws, &id).await?;
     let now = now_ms();
     if d.lease.is_some() {
         return Err(ApiError::too_early("an attempt is in flight; try again when it has finished"));
@@ -227,7 +210,8 @@ async fn retry(
     if d.due_at.is_some_and(|at| at <= now + 1000) {
         return Err(ApiError::too_early("the delivery is already due within a second"));
     }
-    let updated = app.store.requeue(&id, now, now)?.ok_or_else(|| ApiError::too_early("an attempt is in flight"))?;
+    let updated =
+        app.store.requeue(&id, now, now).await?.ok_or_else(|| ApiError::too_early("an attempt is in flight"))?;
     app.wake.notify_one();
     Ok(Json(delivery_view(&updated)))
 }
@@ -237,13 +221,13 @@ async fn cancel(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let d = load_delivery(&app, &ws, &id)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let d = load_delivery(&app, &ws, &id).await?;
     if d.status.is_final() {
         return Err(ApiError::conflict(format!("the delivery is already {}", json!(d.status).as_str().unwrap_or(""))));
     }
     let updated =
-        app.store.cancel(&id, now_ms())?.ok_or_else(|| ApiError::conflict("the delivery is already final"))?;
+        app.store.cancel(&id, now_ms()).await?.ok_or_else(|| ApiError::conflict("the delivery is already final"))?;
     Ok(Json(delivery_view(&updated)))
 }
 
@@ -269,8 +253,8 @@ async fn create_replay(
     Path(ws): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let b: ReplayBody = parse_body(&body)?;
     let status = parse_status(&b.status.or(Some("failed".into())))?.unwrap_or(DeliveryStatus::Failed);
     if !matches!(status, DeliveryStatus::Failed | DeliveryStatus::Completed | DeliveryStatus::Canceled) {
@@ -290,14 +274,14 @@ async fn create_replay(
         created_at: now_ms(),
     };
     // Durable before any work: a crash mid-replay resumes it at start.
-    app.store.put_replay(&job)?;
-    run_replay(&app, &mut job)?;
+    app.store.put_replay(&job).await?;
+    run_replay(&app, &mut job).await?;
     Ok((StatusCode::CREATED, Json(replay_view(&job))))
 }
 
 /// Requeue every delivery the job matches. Safe to run again after a crash:
 /// a delivery already requeued no longer has the matched status.
-pub fn run_replay(app: &App, job: &mut ReplayJob) -> Result<(), ApiError> {
+pub async fn run_replay(app: &App, job: &mut ReplayJob) -> Result<(), ApiError> {
     let q = DeliveryQuery {
         status: Some(job.status),
         connection: job.connection.clone(),
@@ -307,11 +291,11 @@ pub fn run_replay(app: &App, job: &mut ReplayJob) -> Result<(), ApiError> {
     };
     let mut page = Page { cursor: None, limit: 500 };
     loop {
-        let batch = app.store.deliveries(&job.workspace, &q, &page)?;
+        let batch = app.store.deliveries(&job.workspace, &q, &page).await?;
         let now = now_ms();
         for d in &batch {
             job.matched += 1;
-            if app.store.requeue(&d.id, now, now)?.is_some() {
+            if app.store.requeue(&d.id, now, now).await?.is_some() {
                 job.requeued += 1;
             }
         }
@@ -321,7 +305,7 @@ pub fn run_replay(app: &App, job: &mut ReplayJob) -> Result<(), ApiError> {
         page.cursor = batch.last().map(|d| d.id.clone());
     }
     job.state = "completed".into();
-    app.store.put_replay(job)?;
+    app.store.put_replay(job).await?;
     app.wake.notify_one();
     Ok(())
 }
@@ -331,7 +315,7 @@ async fn show_replay(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let job = app.store.replay(&ws, &id)?.ok_or_else(|| ApiError::not_found("replay", &id))?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let job = app.store.replay(&ws, &id).await?.ok_or_else(|| ApiError::not_found("replay", &id))?;
     Ok(Json(replay_view(&job)))
 }

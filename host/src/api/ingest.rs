@@ -16,6 +16,7 @@ use tower_http::cors::{Any, CorsLayer};
 use super::auth::{hash_key, ingest_key};
 use super::{ApiError, AppState};
 use crate::app::App;
+use crate::app::CompiledRule;
 use crate::model::{ApiKey, Delivery, DeliveryStatus, Event, new_id, now_ms, rfc3339};
 use crate::store::{Accept, Accepted};
 
@@ -37,12 +38,13 @@ async fn emit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let key = ingest_key(&app, &headers)?;
+    let key = ingest_key(&app, &headers).await?;
     let value = json_body(&app, &headers, body)?;
     rate_limit(&app, &key, 1)?;
     let idempotency = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let accept = plan(&app, &key, &value, idempotency)?;
-    let mut accepted = app.committer.accept(vec![accept]).await.map_err(ApiError::unavailable)?;
+    let rules = app.rules_for(&key.workspace).await?;
+    let accept = plan(&rules, &key, &value, idempotency)?;
+    let mut accepted = app.store.accept_all(vec![accept]).await?;
     app.wake.notify_one();
     Ok(match accepted.pop() {
         Some(Accepted::New(e)) => (StatusCode::CREATED, Json(json!({"event": record(&e)}))).into_response(),
@@ -56,7 +58,7 @@ async fn emit_bulk(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let key = ingest_key(&app, &headers)?;
+    let key = ingest_key(&app, &headers).await?;
     let value = json_body(&app, &headers, body)?;
     let Value::Array(items) = value else {
         return Err(ApiError::bad_request("bulk body must be a JSON array of events"));
@@ -65,14 +67,10 @@ async fn emit_bulk(
         return Err(ApiError::bad_request(format!("bulk takes 1 to {MAX_BULK} events, got {}", items.len())));
     }
     rate_limit(&app, &key, items.len())?;
-    let planned: Vec<Result<Accept, ApiError>> = items.iter().map(|item| plan(&app, &key, item, None)).collect();
+    let rules = app.rules_for(&key.workspace).await?;
+    let planned: Vec<Result<Accept, ApiError>> = items.iter().map(|item| plan(&rules, &key, item, None)).collect();
     let accepts: Vec<Accept> = planned.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut accepted = if accepts.is_empty() {
-        Vec::new()
-    } else {
-        app.committer.accept(accepts).await.map_err(ApiError::unavailable)?
-    }
-    .into_iter();
+    let mut accepted = if accepts.is_empty() { Vec::new() } else { app.store.accept_all(accepts).await? }.into_iter();
     app.wake.notify_one();
     let mut errors = 0;
     let records: Vec<Value> = planned
@@ -127,7 +125,12 @@ fn json_body(app: &App, headers: &HeaderMap, body: Result<Bytes, BytesRejection>
 }
 
 /// Validate one event body and plan its deliveries.
-fn plan(app: &App, key: &ApiKey, body: &Value, idempotency_header: Option<String>) -> Result<Accept, ApiError> {
+fn plan(
+    rules: &[CompiledRule],
+    key: &ApiKey,
+    body: &Value,
+    idempotency_header: Option<String>,
+) -> Result<Accept, ApiError> {
     let Value::Object(obj) = body else { return Err(ApiError::bad_request("each event must be a JSON object")) };
     let name = required_str(obj, "event")?;
     let payload = match obj.get("payload") {
@@ -150,7 +153,6 @@ fn plan(app: &App, key: &ApiKey, body: &Value, idempotency_header: Option<String
     let event_id = new_id("evt_");
     let payload_value = Value::Object(payload.clone());
     let doc = json!({"event": name, "resource": resource, "resource_id": resource_id, "payload": payload_value});
-    let rules = app.rules_for(&key.workspace)?;
     let deliveries: Vec<Delivery> = rules
         .iter()
         .filter(|c| {
@@ -176,6 +178,7 @@ fn plan(app: &App, key: &ApiKey, body: &Value, idempotency_header: Option<String
             connector_version: None,
             last_error: None,
             last_outcome: None,
+            interruptions: 0,
             created_at: now,
             updated_at: now,
         })

@@ -44,14 +44,14 @@ fn view(r: &Rule) -> Value {
 }
 
 /// Everything a rule refers to must exist and parse.
-fn validate(app: &App, r: &Rule) -> Result<(), ApiError> {
+async fn validate(app: &App, r: &Rule) -> Result<(), ApiError> {
     if r.event.trim().is_empty() {
         return Err(ApiError::bad_request("`event` is required"));
     }
-    let connection = app
-        .store
-        .connection(&r.workspace, &r.connection)?
-        .ok_or_else(|| ApiError::unprocessable(format!("connection `{}` not found in this workspace", r.connection)))?;
+    let connection =
+        app.store.connection(&r.workspace, &r.connection).await?.ok_or_else(|| {
+            ApiError::unprocessable(format!("connection `{}` not found in this workspace", r.connection))
+        })?;
     if let Some(connector) = app.registry.resolve(&connection.connector, &connection.version)
         && !connector.manifest().actions.iter().any(|a| a.name == r.action)
     {
@@ -77,8 +77,8 @@ async fn create(
     Path(ws): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let b: RuleBody = parse_body(&body)?;
     let now = now_ms();
     let rule = Rule {
@@ -95,8 +95,8 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    validate(&app, &rule)?;
-    app.store.put_rule(&rule)?;
+    validate(&app, &rule).await?;
+    app.store.put_rule(&rule).await?;
     app.rules_changed(&ws);
     Ok((StatusCode::CREATED, Json(view(&rule))))
 }
@@ -114,16 +114,21 @@ async fn list_rules(
     Path(ws): Path<String>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
-    let rules: Vec<Rule> =
-        app.store.rules(&ws, &page)?.into_iter().filter(|r| p.event.as_ref().is_none_or(|e| *e == r.event)).collect();
+    let rules: Vec<Rule> = app
+        .store
+        .rules(&ws, &page)
+        .await?
+        .into_iter()
+        .filter(|r| p.event.as_ref().is_none_or(|e| *e == r.event))
+        .collect();
     let last = rules.last().map(|r| r.id.clone());
     Ok(Json(list(rules.iter().map(view).collect(), page.limit, last)))
 }
 
-fn load(app: &App, ws: &str, id: &str) -> Result<Rule, ApiError> {
-    app.store.rule(ws, id)?.ok_or_else(|| ApiError::not_found("rule", id))
+async fn load(app: &App, ws: &str, id: &str) -> Result<Rule, ApiError> {
+    app.store.rule(ws, id).await?.ok_or_else(|| ApiError::not_found("rule", id))
 }
 
 async fn show(
@@ -131,8 +136,8 @@ async fn show(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    Ok(Json(view(&load(&app, &ws, &id)?)))
+    caller(&app, &headers).await?.can_access(&ws)?;
+    Ok(Json(view(&load(&app, &ws, &id).await?)))
 }
 
 async fn update(
@@ -141,8 +146,8 @@ async fn update(
     Path((ws, id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let mut rule = load(&app, &ws, &id)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let mut rule = load(&app, &ws, &id).await?;
     let b: RuleBody = parse_body(&body)?;
     if let Some(v) = b.event {
         rule.event = v;
@@ -169,8 +174,8 @@ async fn update(
         rule.active = v;
     }
     rule.updated_at = now_ms();
-    validate(&app, &rule)?;
-    app.store.put_rule(&rule)?;
+    validate(&app, &rule).await?;
+    app.store.put_rule(&rule).await?;
     app.rules_changed(&ws);
     Ok(Json(view(&rule)))
 }
@@ -180,8 +185,8 @@ async fn remove(
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    if !app.store.delete_rule(&ws, &id)? {
+    caller(&app, &headers).await?.can_access(&ws)?;
+    if !app.store.delete_rule(&ws, &id).await? {
         return Err(ApiError::not_found("rule", &id));
     }
     app.rules_changed(&ws);

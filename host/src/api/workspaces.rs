@@ -61,18 +61,18 @@ async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers)?.require_admin()?;
+    caller(&app, &headers).await?.require_admin()?;
     let req: CreateWorkspace = parse_body(&body)?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::bad_request("`name` must be 1 to 200 characters"));
     }
     let ws = Workspace { id: new_id("ws-"), name: name.to_string(), created_at: now_ms() };
-    app.store.put_workspace(&ws)?;
+    app.store.put_workspace(&ws).await?;
     let (publishable, pub_text) = mint_key(&ws.id, KeyKind::Publishable);
     let (secret, sec_text) = mint_key(&ws.id, KeyKind::Secret);
-    app.store.put_key(&publishable)?;
-    app.store.put_key(&secret)?;
+    app.store.put_key(&publishable).await?;
+    app.store.put_key(&secret).await?;
     let mut out = view(&ws);
     out["publishable_key"] = json!(pub_text);
     out["secret_key"] = json!(sec_text);
@@ -85,9 +85,9 @@ async fn list_workspaces(
     Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let page = p.page()?;
-    let workspaces = match caller(&app, &headers)? {
-        Caller::Admin => app.store.workspaces(&page)?,
-        Caller::Workspace(k) => app.store.workspace(&k.workspace)?.into_iter().collect(),
+    let workspaces = match caller(&app, &headers).await? {
+        Caller::Admin => app.store.workspaces(&page).await?,
+        Caller::Workspace(k) => app.store.workspace(&k.workspace).await?.into_iter().collect(),
     };
     let last = workspaces.last().map(|w| w.id.clone());
     Ok(Json(list(workspaces.iter().map(view).collect(), page.limit, last)))
@@ -98,8 +98,8 @@ async fn show(
     headers: HeaderMap,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let found = app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let found = app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     Ok(Json(view(&found)))
 }
 
@@ -120,11 +120,11 @@ async fn create_key(
     Path(ws): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    app.store.workspace(&ws)?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let req: CreateKey = if body.is_empty() { CreateKey::default() } else { parse_body(&body)? };
     let (key, text) = mint_key(&ws, req.kind.unwrap_or(KeyKind::Secret));
-    app.store.put_key(&key)?;
+    app.store.put_key(&key).await?;
     let mut out = key_view(&key);
     out["key"] = json!(text);
     Ok((StatusCode::CREATED, Json(out)))
@@ -135,8 +135,8 @@ async fn list_keys(
     headers: HeaderMap,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let keys = app.store.keys(&ws)?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let keys = app.store.keys(&ws).await?;
     Ok(Json(super::list_all(keys.iter().map(key_view).collect())))
 }
 
@@ -145,12 +145,17 @@ async fn revoke(
     headers: HeaderMap,
     Path((ws, key_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers)?.can_access(&ws)?;
-    let mut key =
-        app.store.keys(&ws)?.into_iter().find(|k| k.id == key_id).ok_or_else(|| ApiError::not_found("key", &key_id))?;
+    caller(&app, &headers).await?.can_access(&ws)?;
+    let mut key = app
+        .store
+        .keys(&ws)
+        .await?
+        .into_iter()
+        .find(|k| k.id == key_id)
+        .ok_or_else(|| ApiError::not_found("key", &key_id))?;
     if key.revoked_at.is_none() {
         key.revoked_at = Some(now_ms());
-        app.store.put_key(&key)?;
+        app.store.put_key(&key).await?;
     }
     Ok(Json(key_view(&key)))
 }

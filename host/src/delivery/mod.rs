@@ -1,7 +1,8 @@
-//! Delivery: the scheduler claims due deliveries with a lease, checks each
-//! connection's limits, and hands them to workers that run one attempt each
-//! in the sandbox and record it. See `retry.rs` for the policy and
-//! `limits.rs` for per-connection fairness.
+//! Delivery: the scheduler claims due deliveries with a lease, within each
+//! connection's room (`limits.rs`), and hands them to workers that run one
+//! attempt each in the sandbox and record it (`worker.rs`, policy in
+//! `retry.rs`). A lease that expires unfinished (the process died) is
+//! recorded by the store as an `interrupted` attempt when it is claimed again.
 
 pub mod limits;
 pub mod retry;
@@ -15,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::model::now_ms;
+use crate::model::{Connection, now_ms};
+use crate::store::{ClaimPlan, Claimed};
 
 /// Run the scheduler until `shutdown`; then wait for in-flight attempts up to
 /// the grace period. Leases of attempts cut short expire and are retried.
@@ -24,39 +26,39 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let limits = limits::Limits::default();
     let tracker = TaskTracker::new();
     let lease_ms = app.config.delivery.lease.as_millis() as i64;
-    match app.store.release_all_leases(now_ms()) {
-        Ok(n) if n > 0 => tracing::info!(released = n, "deliveries claimed before the restart are due again"),
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "releasing leases at start"),
-    }
     loop {
         let free = workers.available_permits();
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            match app.store.claim_due(now_ms(), free, lease_ms) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "claiming due deliveries");
-                    Vec::new()
+        let mut full = false;
+        if free > 0 {
+            let now = now_ms();
+            let plan = ClaimPlan {
+                now,
+                lease_ms,
+                limit: free,
+                default_room: app.config.delivery.per_connection_concurrency,
+                room: limits.rooms(now),
+            };
+            match app.store.claim_due(plan).await {
+                Ok(claimed) => {
+                    full = claimed.len() == free;
+                    for c in claimed {
+                        let Ok(permit) = workers.clone().try_acquire_owned() else { break };
+                        let (app, limits) = (app.clone(), limits.clone());
+                        tracker.spawn(async move {
+                            dispatch(&app, &limits, c).await;
+                            drop(permit);
+                            app.wake.notify_one();
+                        });
+                    }
                 }
+                Err(e) => tracing::error!(error = %e, "claiming due deliveries"),
             }
-        };
-        let full = !claimed.is_empty() && claimed.len() == free;
-        for delivery in claimed {
-            let Ok(permit) = workers.clone().acquire_owned().await else { break };
-            let app = app.clone();
-            let limits = limits.clone();
-            tracker.spawn(async move {
-                worker::attempt(&app, &limits, delivery).await;
-                drop(permit);
-                app.wake.notify_one();
-            });
         }
         if full {
+            tokio::task::yield_now().await;
             continue;
         }
-        let sleep = next_wait(&app);
+        let sleep = next_wait(&app, &limits).await;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = app.wake.notified() => {}
@@ -69,11 +71,49 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     }
 }
 
-/// Sleep until the next due delivery, at most one poll interval.
-fn next_wait(app: &App) -> Duration {
-    let poll = app.config.delivery.poll_interval;
-    match app.store.next_due() {
-        Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(1, poll.as_millis() as i64) as u64),
-        _ => poll,
-    }
+/// Take the connection's slot, then run the attempt; a connection that
+/// turned out to be at its limits (first seen in this claim) gets the
+/// delivery back in the queue for when it has room.
+async fn dispatch(app: &App, limits: &limits::Limits, c: Claimed) {
+    let Some(lease) = c.delivery.lease.clone() else { return };
+    let now = now_ms();
+    let slot = match &c.connection {
+        Some(connection) => {
+            let (rate, max_in_flight) = connection_limits(app, connection);
+            match limits.try_acquire(&connection.id, rate, max_in_flight, now) {
+                Ok(slot) => Some(slot),
+                Err(retry_at) => {
+                    if let Err(e) = app.store.release(&c.delivery.id, &lease, retry_at, now).await {
+                        tracing::error!(delivery = %c.delivery.id, error = %e, "releasing a delivery");
+                    }
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
+    worker::attempt(app, c, &lease).await;
+    drop(slot);
+}
+
+/// Deliveries per second (the connection's, else its connector's default)
+/// and attempts in flight allowed for a connection.
+fn connection_limits(app: &App, connection: &Connection) -> (Option<f64>, u32) {
+    let rate = connection.rate_limit_per_second.or_else(|| {
+        let connector = app.registry.resolve(&connection.connector, &connection.version)?;
+        connector.manifest().default_rate_limit.map(|r| f64::from(r.requests) / f64::from(r.per_seconds))
+    });
+    let cap = connection.concurrency.unwrap_or(app.config.delivery.per_connection_concurrency as u32);
+    (rate, cap)
+}
+
+/// Sleep until the next delivery falls due or a token arrives, at most one
+/// poll interval. Whatever is due already was left by the last claim for
+/// want of room, which an ending attempt (a wake) or a token frees.
+async fn next_wait(app: &App, limits: &limits::Limits) -> Duration {
+    let poll = app.config.delivery.poll_interval.as_millis() as i64;
+    let now = now_ms();
+    let due = app.store.next_due(now).await.ok().flatten();
+    let next = [due, limits.next_token_at()].into_iter().flatten().min();
+    Duration::from_millis(next.map_or(poll, |at| (at - now).clamp(1, poll)) as u64)
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::limits::Limits;
 use super::retry::RetryPolicy;
 use crate::app::App;
 use crate::attempt::AttemptRecord;
@@ -15,60 +14,43 @@ use crate::outcome::Outcome;
 use crate::routing::fields::FieldTemplates;
 use crate::runtime::{EventData, Invocation, Labels};
 use crate::secrets::SecretSet;
-use crate::store::Next;
+use crate::store::{Claimed, Next};
 
-pub async fn attempt(app: &App, limits: &Limits, d: Delivery) {
-    let Some(lease) = d.lease.clone() else { return };
+pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
+    let Claimed { delivery: d, event, connection } = claimed;
     let now = now_ms();
-    let loaded = app
-        .store
-        .event(&d.workspace, &d.event_id)
-        .and_then(|e| Ok((e, app.store.connection(&d.workspace, &d.connection)?)));
-    let (event, connection) = match loaded {
-        Ok((Some(e), Some(c))) => (e, c),
-        Ok((_, None)) => {
-            return finish_without_run(app, &d, &lease, Outcome::InternalError, "the connection was deleted");
+    let (event, connection) = match (event, connection) {
+        (Some(e), Some(c)) => (e, c),
+        (_, None) => {
+            return finish_without_run(app, &d, lease, Outcome::InternalError, "the connection was deleted").await;
         }
-        Ok((None, _)) => return finish_without_run(app, &d, &lease, Outcome::InternalError, "the event is gone"),
-        Err(e) => {
-            tracing::error!(delivery = %d.id, error = %e, "loading a delivery's event");
-            let _ = app.store.release(&d.id, &lease, now + 1000);
-            return;
-        }
+        (None, _) => return finish_without_run(app, &d, lease, Outcome::InternalError, "the event is gone").await,
     };
     if !connection.active {
-        park(app, &d, &lease, now);
+        park(app, &d, lease, now).await;
         return;
     }
     let Some(connector) = app.registry.resolve(&connection.connector, &connection.version) else {
         tracing::warn!(delivery = %d.id, connector = %connection.connector, version = %connection.version, "connector version not registered; waiting");
-        let _ = app.store.release(&d.id, &lease, now + 5000);
+        let _ = app.store.release(&d.id, lease, now + 5000, now).await;
         return;
     };
     if app.registry.is_blocked(&connection.connector, &connector.manifest().version) {
         // Pinned to a version an operator blocked: wait, do not fail.
-        pause_connection(app, &connection, now, VERSION_BLOCKED);
-        park(app, &d, &lease, now);
+        pause_connection(app, &connection, now, VERSION_BLOCKED).await;
+        park(app, &d, lease, now).await;
         return;
     }
-    let rate = connection
-        .rate_limit_per_second
-        .or_else(|| connector.manifest().default_rate_limit.map(|r| f64::from(r.requests) / f64::from(r.per_seconds)));
-    let max_in_flight = connection.concurrency.unwrap_or(app.config.delivery.per_connection_concurrency as u32);
-    let _slot = match limits.try_acquire(&connection.id, rate, max_in_flight, now) {
-        Ok(slot) => slot,
-        Err(retry_at) => {
-            let _ = app.store.release(&d.id, &lease, retry_at);
-            return;
-        }
-    };
+
+    #[cfg(feature = "fault-injection")]
+    crate::fault::before_attempt(&event.event);
 
     let n = d.attempt_count + 1;
     let fields = match render_fields(&d, &event) {
         Ok(f) => f,
         Err(message) => {
             let record = synthetic(&connection, &connector.manifest().version, n, Outcome::MappingError, message);
-            let _ = app.store.finish_attempt(&d.id, &lease, &record, Next::Failed, now_ms());
+            let _ = app.store.finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
             return;
         }
     };
@@ -77,7 +59,7 @@ pub async fn attempt(app: &App, limits: &Limits, d: Delivery) {
         Err(e) => {
             let record =
                 synthetic(&connection, &connector.manifest().version, n, Outcome::InternalError, e.to_string());
-            let _ = app.store.finish_attempt(&d.id, &lease, &record, Next::Failed, now_ms());
+            let _ = app.store.finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
             return;
         }
     };
@@ -110,9 +92,9 @@ pub async fn attempt(app: &App, limits: &Limits, d: Delivery) {
     let now = now_ms();
     let next = policy.next(record.outcome, n, record.retry_after_ms, now, rand::random());
     if record.outcome == Outcome::AuthFailed {
-        pause_connection(app, &connection, now, AUTH_INVALID);
+        pause_connection(app, &connection, now, AUTH_INVALID).await;
     }
-    match app.store.finish_attempt(&d.id, &lease, &record, next.clone(), now) {
+    match app.store.finish_attempt(&d.id, lease, &record, next.clone(), now).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(delivery = %d.id, "lease lost before the attempt finished; its record was dropped"),
         Err(e) => tracing::error!(delivery = %d.id, error = %e, "recording an attempt"),
@@ -154,7 +136,7 @@ fn synthetic(connection: &Connection, version: &str, n: u32, outcome: Outcome, e
     }
 }
 
-fn finish_without_run(app: &App, d: &Delivery, lease: &str, outcome: Outcome, why: &str) {
+async fn finish_without_run(app: &App, d: &Delivery, lease: &str, outcome: Outcome, why: &str) {
     let record = AttemptRecord {
         connector: d.connector.clone(),
         connector_version: d.connector_version.clone().unwrap_or_default(),
@@ -168,26 +150,26 @@ fn finish_without_run(app: &App, d: &Delivery, lease: &str, outcome: Outcome, wh
         steps: Vec::new(),
         logs: Vec::new(),
     };
-    let _ = app.store.finish_attempt(&d.id, lease, &record, Next::Failed, now_ms());
+    let _ = app.store.finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
 }
 
 /// The connection is paused: the delivery waits, without an attempt, until
 /// the connection is fixed.
-fn park(app: &App, d: &Delivery, lease: &str, now: i64) {
-    if let Err(e) = app.store.park(&d.id, lease, now) {
+async fn park(app: &App, d: &Delivery, lease: &str, now: i64) {
+    if let Err(e) = app.store.park(&d.id, lease, now).await {
         tracing::error!(delivery = %d.id, error = %e, "parking a delivery");
     }
 }
 
-fn pause_connection(app: &App, connection: &Connection, now: i64, reason: &str) {
-    let Ok(Some(mut current)) = app.store.connection(&connection.workspace, &connection.id) else { return };
+async fn pause_connection(app: &App, connection: &Connection, now: i64, reason: &str) {
+    let Ok(Some(mut current)) = app.store.connection(&connection.workspace, &connection.id).await else { return };
     if !current.active {
         return;
     }
     current.active = false;
     current.inactive_reason = Some(reason.to_string());
     current.updated_at = now;
-    match app.store.put_connection(&current) {
+    match app.store.put_connection(&current).await {
         Ok(()) => tracing::warn!(connection = %current.id, reason, "connection paused until it is fixed"),
         Err(e) => tracing::error!(connection = %current.id, error = %e, "pausing a connection"),
     }

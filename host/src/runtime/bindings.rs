@@ -4,7 +4,13 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "connector",
-    imports: { "switchboard:connector/http.send": async },
+    // Host calls that wait on the network or the store are async, so a
+    // guest never holds a runtime thread while they run.
+    imports: {
+        "switchboard:connector/http.send": async,
+        "switchboard:connector/cache.get": async,
+        "switchboard:connector/cache.set": async,
+    },
     exports: { default: async },
 });
 

@@ -6,9 +6,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Per-connection cache. `scope` is the connection id: guests never choose it.
+#[async_trait::async_trait]
 pub trait ConnectorCache: Send + Sync + 'static {
-    fn get(&self, scope: &str, key: &str) -> Option<String>;
-    fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration);
+    async fn get(&self, scope: &str, key: &str) -> Option<String>;
+    async fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration);
 }
 
 /// Bounded in-memory cache with expiry.
@@ -30,14 +31,15 @@ impl Default for MemoryCache {
     }
 }
 
+#[async_trait::async_trait]
 impl ConnectorCache for MemoryCache {
-    fn get(&self, scope: &str, key: &str) -> Option<String> {
+    async fn get(&self, scope: &str, key: &str) -> Option<String> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let (value, expires) = entries.get(&(scope.to_string(), key.to_string()))?;
         (*expires > Instant::now()).then(|| value.clone())
     }
 
-    fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration) {
+    async fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if entries.len() >= self.max_entries {
@@ -54,13 +56,13 @@ impl ConnectorCache for MemoryCache {
 mod tests {
     use super::*;
 
-    #[test]
-    fn scopes_are_isolated_and_entries_expire() {
+    #[tokio::test]
+    async fn scopes_are_isolated_and_entries_expire() {
         let cache = MemoryCache::new(10);
-        cache.set("conn_a", "tag:x", "16", Duration::from_secs(60));
-        assert_eq!(cache.get("conn_a", "tag:x").as_deref(), Some("16"));
-        assert_eq!(cache.get("conn_b", "tag:x"), None);
-        cache.set("conn_a", "old", "1", Duration::ZERO);
-        assert_eq!(cache.get("conn_a", "old"), None);
+        cache.set("conn_a", "tag:x", "16", Duration::from_secs(60)).await;
+        assert_eq!(cache.get("conn_a", "tag:x").await.as_deref(), Some("16"));
+        assert_eq!(cache.get("conn_b", "tag:x").await, None);
+        cache.set("conn_a", "old", "1", Duration::ZERO).await;
+        assert_eq!(cache.get("conn_a", "old").await, None);
     }
 }

@@ -261,14 +261,14 @@ impl http::Host for InvocationState {
 }
 
 impl cache::Host for InvocationState {
-    fn get(&mut self, key: String) -> Option<String> {
+    async fn get(&mut self, key: String) -> Option<String> {
         if key.len() > MAX_CACHE_KEY_BYTES {
             return None;
         }
-        self.io.cache.get(&self.io.cache_scope, &key)
+        self.io.cache.get(&self.io.cache_scope, &key).await
     }
 
-    fn set(&mut self, key: String, value: String, ttl_seconds: u32) {
+    async fn set(&mut self, key: String, value: String, ttl_seconds: u32) {
         if key.len() > MAX_CACHE_KEY_BYTES || value.len() > MAX_CACHE_VALUE_BYTES {
             self.push_log(
                 "warn",
@@ -280,7 +280,7 @@ impl cache::Host for InvocationState {
             0 => MAX_CACHE_TTL,
             s => Duration::from_secs(s.into()).min(MAX_CACHE_TTL),
         };
-        self.io.cache.set(&self.io.cache_scope, &key, &value, ttl);
+        self.io.cache.set(&self.io.cache_scope, &key, &value, ttl).await;
     }
 }
 

@@ -1,17 +1,33 @@
-//! The store conformance suite: what every backend must do. Run here
-//! against sled; a second backend runs the same functions.
+//! The store conformance suite: what every backend must do, case by case,
+//! run against every backend (the `conformance!` invocations at the end).
 
 use serde_json::json;
 
-use super::{Accept, Accepted, DeliveryQuery, Next, Page, SledStore, Store};
+use std::time::Duration;
+
+use super::{
+    Accept, Accepted, ClaimPlan, DeliveryQuery, EmbeddedStore, Engine, EventQuery, MAX_INTERRUPTIONS, Next, Page,
+    Store, StoreConfig,
+};
 use crate::attempt::AttemptRecord;
-use crate::model::{Delivery, DeliveryStatus, Event};
+use crate::model::{Delivery, DeliveryStatus, Event, EventStatus};
 use crate::outcome::Outcome;
 
-fn sled() -> (tempfile::TempDir, SledStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(&dir.path().join("store")).unwrap();
-    (dir, store)
+fn open(engine: Engine, dir: &std::path::Path) -> EmbeddedStore {
+    EmbeddedStore::open(engine, dir, &StoreConfig::default()).unwrap()
+}
+
+/// Claim everything due at `now` (no per-connection limits).
+fn plan(now: i64, limit: usize, lease_ms: i64) -> ClaimPlan {
+    ClaimPlan { now, lease_ms, limit, default_room: usize::MAX, room: Default::default() }
+}
+
+async fn claim(s: &dyn Store, now: i64, limit: usize, lease_ms: i64) -> Vec<Delivery> {
+    s.claim_due(plan(now, limit, lease_ms)).await.unwrap().into_iter().map(|c| c.delivery).collect()
+}
+
+async fn accept1(s: &dyn Store, a: Accept) -> Accepted {
+    s.accept_all(vec![a]).await.unwrap().remove(0)
 }
 
 fn accept(ws: &str, event: &str, deliveries: usize, idem: Option<&str>, now: i64) -> Accept {
@@ -32,6 +48,7 @@ fn accept(ws: &str, event: &str, deliveries: usize, idem: Option<&str>, now: i64
             connector_version: None,
             last_error: None,
             last_outcome: None,
+            interruptions: 0,
             created_at: now,
             updated_at: now,
         })
@@ -69,111 +86,245 @@ fn record(n: u32, outcome: Outcome) -> AttemptRecord {
     }
 }
 
-fn accepts_atomically_and_remembers_idempotency_keys(s: &dyn Store) {
-    let first = s.accept(&accept("ws-a", "evt_1", 2, Some("k1"), 1000)).unwrap();
+async fn accepts_atomically_and_remembers_idempotency_keys(s: &dyn Store) {
+    let first = accept1(s, accept("ws-a", "evt_1", 2, Some("k1"), 1000)).await;
     assert!(matches!(first, Accepted::New(_)));
-    s.sync().unwrap();
-    let again = s.accept(&accept("ws-a", "evt_2", 2, Some("k1"), 2000)).unwrap();
+    let again = accept1(s, accept("ws-a", "evt_2", 2, Some("k1"), 2000)).await;
     assert!(matches!(again, Accepted::Duplicate(e) if e.id == "evt_1"));
-    assert!(s.event("ws-a", "evt_2").unwrap().is_none(), "a duplicate stores nothing");
-    let other_ws = s.accept(&accept("ws-b", "evt_3", 1, Some("k1"), 2000)).unwrap();
+    assert!(s.event("ws-a", "evt_2").await.unwrap().is_none(), "a duplicate stores nothing");
+    let other_ws = accept1(s, accept("ws-b", "evt_3", 1, Some("k1"), 2000)).await;
     assert!(matches!(other_ws, Accepted::New(_)), "keys are per workspace");
-    let expired = s.accept(&accept("ws-a", "evt_4", 0, Some("k1"), 1000 + 24 * 3600 * 1000)).unwrap();
+    let expired = accept1(s, accept("ws-a", "evt_4", 0, Some("k1"), 1000 + 24 * 3600 * 1000)).await;
     assert!(matches!(expired, Accepted::New(_)), "remembered for 24 h only");
-    assert_eq!(s.deliveries("ws-a", &DeliveryQuery::default(), &Page { cursor: None, limit: 50 }).unwrap().len(), 2);
+    let page = Page { cursor: None, limit: 50 };
+    assert_eq!(s.deliveries("ws-a", &DeliveryQuery::default(), &page).await.unwrap().len(), 2);
+    let in_one_call = s
+        .accept_all(vec![accept("ws-c", "evt_5", 1, Some("k2"), 0), accept("ws-c", "evt_6", 1, Some("k2"), 0)])
+        .await
+        .unwrap();
+    assert!(matches!(&in_one_call[1], Accepted::Duplicate(e) if e.id == "evt_5"), "a key repeated in one group");
 }
 
-fn claims_with_leases_and_ignores_stale_tokens(s: &dyn Store) {
-    s.accept(&accept("ws", "evt_1", 1, None, 1000)).unwrap();
-    assert!(s.claim_due(999, 10, 5000).unwrap().is_empty(), "not due yet");
-    let claimed = s.claim_due(1000, 10, 5000).unwrap();
+async fn claims_with_leases_and_ignores_stale_tokens(s: &dyn Store) {
+    accept1(s, accept("ws", "evt_1", 1, None, 1000)).await;
+    assert!(claim(s, 999, 10, 5000).await.is_empty(), "not due yet");
+    let claimed = s.claim_due(plan(1000, 10, 5000)).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    let d = &claimed[0];
+    assert_eq!(claimed[0].event.as_ref().map(|e| e.id.as_str()), Some("evt_1"), "the event comes with the claim");
+    let d = &claimed[0].delivery;
     assert_eq!(d.status, DeliveryStatus::Processing);
-    assert!(s.claim_due(5999, 10, 5000).unwrap().is_empty(), "leased");
+    assert!(claim(s, 5999, 10, 5000).await.is_empty(), "leased");
     // The worker died: the lease expires and another worker claims it.
-    let reclaimed = s.claim_due(6000, 10, 5000).unwrap();
+    let reclaimed = claim(s, 6000, 10, 5000).await;
     assert_eq!(reclaimed.len(), 1);
     let stale = d.lease.clone().unwrap();
     let fresh = reclaimed[0].lease.clone().unwrap();
-    assert!(!s.finish_attempt(&d.id, &stale, &record(1, Outcome::Delivered), Next::Completed, 6001).unwrap());
-    assert!(s.finish_attempt(&d.id, &fresh, &record(1, Outcome::Delivered), Next::Completed, 6001).unwrap());
-    let done = s.delivery(&d.id).unwrap().unwrap();
-    assert_eq!((done.status, done.attempt_count, done.due_at), (DeliveryStatus::Completed, 1, None));
-    assert_eq!(s.attempts(&d.id).unwrap().len(), 1);
-    assert!(s.claim_due(i64::MAX / 2, 10, 5000).unwrap().is_empty(), "completed deliveries are never due");
+    let n = reclaimed[0].attempt_count + 1;
+    assert!(!s.finish_attempt(&d.id, &stale, &record(n, Outcome::Delivered), Next::Completed, 6001).await.unwrap());
+    assert!(s.finish_attempt(&d.id, &fresh, &record(n, Outcome::Delivered), Next::Completed, 6001).await.unwrap());
+    let done = s.delivery(&d.id).await.unwrap().unwrap();
+    assert_eq!((done.status, done.attempt_count, done.due_at), (DeliveryStatus::Completed, 2, None));
+    assert!(claim(s, i64::MAX / 2, 10, 5000).await.is_empty(), "completed deliveries are never due");
 }
 
-fn retries_waits_and_requeues(s: &dyn Store) {
-    s.accept(&accept("ws", "evt_1", 1, None, 0)).unwrap();
-    let d = s.claim_due(0, 1, 1000).unwrap().remove(0);
-    s.finish_attempt(
-        &d.id,
-        d.lease.as_deref().unwrap(),
-        &record(1, Outcome::RejectedServerError),
-        Next::Retry { at: 500 },
-        10,
-    )
-    .unwrap();
-    assert_eq!(s.next_due().unwrap(), Some(500));
-    let d = s.claim_due(500, 1, 1000).unwrap().remove(0);
-    assert!(s.park(&d.id, d.lease.as_deref().unwrap(), 600).unwrap());
-    assert_eq!(s.delivery(&d.id).unwrap().unwrap().status, DeliveryStatus::Waiting);
-    assert_eq!(s.waiting(&d.connection).unwrap(), std::slice::from_ref(&d.id));
-    assert!(s.claim_due(i64::MAX / 2, 10, 1000).unwrap().is_empty(), "waiting deliveries are not due");
-    s.requeue(&d.id, 700, 700).unwrap().unwrap();
-    assert!(s.waiting(&d.connection).unwrap().is_empty());
-    assert_eq!(s.claim_due(700, 1, 1000).unwrap().len(), 1);
+async fn an_expired_lease_is_an_interrupted_attempt_and_three_in_a_row_fail(s: &dyn Store) {
+    accept1(s, accept("ws", "evt_1", 1, None, 0)).await;
+    let mut now = 0;
+    // The first claim is fresh; each later one finds the previous lease expired.
+    for i in 0..MAX_INTERRUPTIONS {
+        assert_eq!(claim(s, now, 1, 100).await.len(), 1, "claim {i}");
+        now += 100; // the process died; its lease runs out
+    }
+    assert!(claim(s, now, 1, 100).await.is_empty(), "the third interruption fails it instead");
+    let d = s.delivery("dlv_evt_1_0").await.unwrap().unwrap();
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.last_outcome.as_deref(), Some("interrupted"));
+    let attempts = s.attempts(&d.id).await.unwrap();
+    assert_eq!(attempts.len() as u32, MAX_INTERRUPTIONS);
+    assert!(attempts.iter().all(|a| a.outcome == Outcome::Interrupted));
+    assert_eq!(attempts.iter().map(|a| a.n).collect::<Vec<_>>(), (1..=MAX_INTERRUPTIONS).collect::<Vec<_>>());
+    let failed = EventQuery { status: Some(EventStatus::Failed), ..Default::default() };
+    assert_eq!(s.events("ws", &failed, &Page { cursor: None, limit: 10 }).await.unwrap().len(), 1);
+
+    // A finished attempt resets the count: interruptions must be in a row.
+    accept1(s, accept("ws", "evt_2", 1, None, now)).await;
+    claim(s, now, 1, 100).await;
+    let d = claim(s, now + 100, 1, 100).await.remove(0);
+    assert_eq!(d.interruptions, 1);
+    let lease = d.lease.clone().unwrap();
+    let next = Next::Retry { at: now + 200 };
+    s.finish_attempt(&d.id, &lease, &record(2, Outcome::Timeout), next, now + 150).await.unwrap();
+    assert_eq!(s.delivery(&d.id).await.unwrap().unwrap().interruptions, 0);
 }
 
-fn releases_leases_after_a_restart_and_cancels(s: &dyn Store) {
-    s.accept(&accept("ws", "evt_1", 2, None, 0)).unwrap();
-    assert_eq!(s.claim_due(0, 10, 60_000).unwrap().len(), 2);
-    assert_eq!(s.release_all_leases(5).unwrap(), 2);
-    let again = s.claim_due(5, 10, 60_000).unwrap();
-    assert_eq!(again.len(), 2);
-    let canceled = s.cancel(&again[0].id, 6).unwrap().unwrap();
+async fn retries_waits_and_requeues(s: &dyn Store) {
+    accept1(s, accept("ws", "evt_1", 1, None, 0)).await;
+    let d = claim(s, 0, 1, 1000).await.remove(0);
+    let lease = d.lease.as_deref().unwrap();
+    let retry = Next::Retry { at: 500 };
+    s.finish_attempt(&d.id, lease, &record(1, Outcome::RejectedServerError), retry, 10).await.unwrap();
+    assert_eq!(s.next_due(10).await.unwrap(), Some(500));
+    let d = claim(s, 500, 1, 1000).await.remove(0);
+    assert!(s.park(&d.id, d.lease.as_deref().unwrap(), 600).await.unwrap());
+    assert_eq!(s.delivery(&d.id).await.unwrap().unwrap().status, DeliveryStatus::Waiting);
+    assert_eq!(s.waiting(&d.connection).await.unwrap(), std::slice::from_ref(&d.id));
+    assert!(claim(s, i64::MAX / 2, 10, 1000).await.is_empty(), "waiting deliveries are not due");
+    s.requeue(&d.id, 700, 700).await.unwrap().unwrap();
+    assert!(s.waiting(&d.connection).await.unwrap().is_empty());
+    assert_eq!(claim(s, 700, 1, 1000).await.len(), 1);
+}
+
+async fn claims_respect_each_connections_room(s: &dyn Store) {
+    // Three deliveries per event, one per connection (conn_0, conn_1, conn_2).
+    for i in 0..4 {
+        accept1(s, accept("ws", &format!("evt_{i}"), 3, None, i)).await;
+    }
+    let mut p = plan(10, 100, 1000);
+    p.default_room = 2;
+    p.room.insert("conn_0".into(), 0);
+    p.room.insert("conn_1".into(), 1);
+    let claimed = claim_plan(s, p).await;
+    let per = |c: &str| claimed.iter().filter(|d| d.connection == c).count();
+    assert_eq!((per("conn_0"), per("conn_1"), per("conn_2")), (0, 1, 2));
+    let untouched = s
+        .deliveries(
+            "ws",
+            &DeliveryQuery { connection: Some("conn_0".into()), ..Default::default() },
+            &Page { cursor: None, limit: 10 },
+        )
+        .await
+        .unwrap();
+    assert!(
+        untouched.iter().all(|d| d.status == DeliveryStatus::Pending && d.updated_at < 10),
+        "a full connection is skipped, not churned"
+    );
+    let mut p = plan(10, 3, 1000);
+    p.default_room = 10;
+    assert_eq!(claim_plan(s, p).await.len(), 3, "the overall limit holds");
+}
+
+async fn claim_plan(s: &dyn Store, p: ClaimPlan) -> Vec<Delivery> {
+    s.claim_due(p).await.unwrap().into_iter().map(|c| c.delivery).collect()
+}
+
+async fn lists_by_status_through_indexes_in_full_pages(s: &dyn Store) {
+    for i in 0..30 {
+        accept1(s, accept("ws", &format!("evt_{i:02}"), 1, None, i)).await;
+    }
+    // Fail every third delivery, complete the rest.
+    for d in claim(s, 100, 100, 1000).await {
+        let failed = d.event_id.trim_start_matches("evt_").parse::<u32>().unwrap() % 3 == 0;
+        let next = if failed { Next::Failed } else { Next::Completed };
+        s.finish_attempt(&d.id, d.lease.as_deref().unwrap(), &record(1, Outcome::Delivered), next, 101).await.unwrap();
+    }
+    let page = |cursor: Option<String>| Page { cursor, limit: 4 };
+    let q = DeliveryQuery { status: Some(DeliveryStatus::Failed), ..Default::default() };
+    let first = s.deliveries("ws", &q, &page(None)).await.unwrap();
+    assert_eq!(first.len(), 4, "a full page");
+    let rest = s.deliveries("ws", &q, &page(first.last().map(|d| d.id.clone()))).await.unwrap();
+    assert_eq!(first.len() + rest.len(), 8, "4 + 4 of the 10 failed");
+    assert!(first.iter().chain(&rest).all(|d| d.status == DeliveryStatus::Failed));
+    let q = EventQuery { status: Some(EventStatus::Failed), ..Default::default() };
+    let events = s.events("ws", &q, &Page { cursor: None, limit: 4 }).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["evt_00", "evt_03", "evt_06", "evt_09"]);
+    let q = EventQuery { status: Some(EventStatus::Completed), ..Default::default() };
+    assert_eq!(s.events("ws", &q, &Page { cursor: None, limit: 100 }).await.unwrap().len(), 20);
+    s.requeue("dlv_evt_00_0", 200, 200).await.unwrap().unwrap();
+    let q = EventQuery { status: Some(EventStatus::Processing), ..Default::default() };
+    assert_eq!(
+        s.events("ws", &q, &Page { cursor: None, limit: 100 }).await.unwrap().len(),
+        1,
+        "a requeued event is processing again"
+    );
+}
+
+async fn cancels_and_final_stays_final(s: &dyn Store) {
+    accept1(s, accept("ws", "evt_1", 2, None, 0)).await;
+    let claimed = claim(s, 0, 10, 60_000).await;
+    assert_eq!(claimed.len(), 2);
+    let canceled = s.cancel(&claimed[0].id, 6).await.unwrap().unwrap();
     assert_eq!(canceled.status, DeliveryStatus::Canceled);
-    assert!(s.cancel(&again[0].id, 7).unwrap().is_none(), "final deliveries stay final");
+    assert!(s.cancel(&claimed[0].id, 7).await.unwrap().is_none(), "final deliveries stay final");
 }
 
-fn sweeps_old_final_events_only(s: &dyn Store) {
-    s.accept(&accept("ws", "evt_old", 1, None, 0)).unwrap();
-    s.accept(&accept("ws", "evt_pending", 1, None, 0)).unwrap();
-    let d = s.claim_due(0, 10, 1000).unwrap();
+async fn sweeps_old_final_events_only(s: &dyn Store) {
+    accept1(s, accept("ws", "evt_old", 1, None, 0)).await;
+    accept1(s, accept("ws", "evt_pending", 1, None, 0)).await;
+    let d = claim(s, 0, 10, 1000).await;
     let old = d.iter().find(|d| d.event_id == "evt_old").unwrap();
     s.finish_attempt(&old.id, old.lease.as_deref().unwrap(), &record(1, Outcome::Delivered), Next::Completed, 1)
+        .await
         .unwrap();
-    assert_eq!(s.sweep(100).unwrap(), 1);
-    assert!(s.event("ws", "evt_old").unwrap().is_none());
-    assert!(s.attempts(&old.id).unwrap().is_empty());
-    assert!(s.event("ws", "evt_pending").unwrap().is_some(), "a pending delivery is never removed");
+    assert_eq!(s.sweep(100, 10).await.unwrap(), 1);
+    assert!(s.event("ws", "evt_old").await.unwrap().is_none());
+    assert!(s.attempts(&old.id).await.unwrap().is_empty());
+    assert!(s.event("ws", "evt_pending").await.unwrap().is_some(), "a pending delivery is never removed");
 }
 
-#[test]
-fn sled_conforms() {
-    let suite: [fn(&dyn Store); 5] = [
-        accepts_atomically_and_remembers_idempotency_keys,
-        claims_with_leases_and_ignores_stale_tokens,
-        retries_waits_and_requeues,
-        releases_leases_after_a_restart_and_cancels,
-        sweeps_old_final_events_only,
-    ];
-    for test in suite {
-        let (_dir, store) = sled();
-        test(&store);
-    }
+async fn reports_a_stuck_operation_without_waiting_for_it(s: &dyn Store) {
+    assert!(s.busy_for().is_none());
+    s.stall(Duration::from_millis(300)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(s.busy_for().is_some_and(|d| d >= Duration::from_millis(50)), "{:?}", s.busy_for());
+    assert!(s.workspace("nope").await.unwrap().is_none(), "queued work runs after the stall");
+    assert!(s.busy_for().is_none());
 }
 
-#[test]
-fn sled_survives_reopen() {
+async fn survives_reopen(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let s = SledStore::open(dir.path()).unwrap();
-        s.accept(&accept("ws", "evt_1", 1, None, 0)).unwrap();
-        s.sync().unwrap();
+        let s = open(engine, dir.path());
+        accept1(&s, accept("ws", "evt_1", 1, None, 0)).await;
+        accept1(&s, accept("ws", "evt_2", 1, None, 50)).await;
     }
-    let s = SledStore::open(dir.path()).unwrap();
-    assert!(s.event("ws", "evt_1").unwrap().is_some());
-    assert_eq!(s.claim_due(0, 10, 1000).unwrap().len(), 1);
+    // The first instance's owner thread lets go of the engine shortly after
+    // its last handle drops; open retries while the lock is held.
+    let s = open(engine, dir.path());
+    assert!(s.event("ws", "evt_1").await.unwrap().is_some());
+    assert_eq!(s.next_due(-1).await.unwrap(), Some(0), "the queue's heads are rebuilt");
+    assert_eq!(claim(&s, 100, 10, 1000).await.len(), 2);
 }
+
+/// One `#[tokio::test]` per case and backend.
+macro_rules! conformance {
+    ($backend:ident, $engine:expr, [$($case:ident),* $(,)?]) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = open($engine, dir.path());
+                    super::$case(&store).await;
+                }
+            )*
+            #[tokio::test]
+            async fn survives_reopen() {
+                super::survives_reopen($engine).await;
+            }
+        }
+    };
+}
+
+macro_rules! every_case {
+    ($backend:ident, $engine:expr) => {
+        conformance!(
+            $backend,
+            $engine,
+            [
+                accepts_atomically_and_remembers_idempotency_keys,
+                claims_with_leases_and_ignores_stale_tokens,
+                an_expired_lease_is_an_interrupted_attempt_and_three_in_a_row_fail,
+                retries_waits_and_requeues,
+                claims_respect_each_connections_room,
+                lists_by_status_through_indexes_in_full_pages,
+                cancels_and_final_stays_final,
+                sweeps_old_final_events_only,
+                reports_a_stuck_operation_without_waiting_for_it,
+            ]
+        );
+    };
+}
+
+every_case!(fjall, Engine::Fjall);
+every_case!(sled, Engine::Sled);

@@ -1,6 +1,6 @@
-//! Key layout of the single sled tree. One tree makes every multi-record
-//! write one atomic batch. Prefix letters name the table; ids never contain
-//! `/`; due times are big-endian so the queue sorts by time.
+//! Key layout of the embedded store's single key space. Prefix letters name
+//! the table; ids never contain `/`; times are big-endian so scans sort by
+//! time. Index entries carry empty values: the key is the fact.
 
 pub const SEP: u8 = b'/';
 
@@ -20,17 +20,20 @@ pub fn prefix(table: u8, parts: &[&str]) -> Vec<u8> {
     k
 }
 
-pub fn due(at_ms: i64, delivery: &str) -> Vec<u8> {
-    let mut k = vec![DUE, SEP];
-    k.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
-    k.push(SEP);
-    k.extend_from_slice(delivery.as_bytes());
+/// The first key after every key starting with `pfx`.
+pub fn end_of(pfx: &[u8]) -> Vec<u8> {
+    let mut k = pfx.to_vec();
+    k.push(0xff);
     k
 }
 
-pub fn due_upto(at_ms: i64) -> Vec<u8> {
-    let mut k = vec![DUE, SEP];
-    k.extend_from_slice(&(at_ms.max(0) as u64 + 1).to_be_bytes());
+/// Start of a scan under `pfx` after `cursor` (exclusive), if any.
+pub fn after(pfx: &[u8], cursor: Option<&str>) -> Vec<u8> {
+    let mut k = pfx.to_vec();
+    if let Some(c) = cursor {
+        k.extend_from_slice(c.as_bytes());
+        k.push(0);
+    }
     k
 }
 
@@ -40,22 +43,25 @@ pub fn attempt(delivery: &str, n: u32) -> Vec<u8> {
     k
 }
 
-/// The delivery id at the end of a due key.
-pub fn due_delivery(k: &[u8]) -> Option<&str> {
-    k.get(11..).and_then(|b| std::str::from_utf8(b).ok())
-}
-
 pub const WORKSPACE: u8 = b'W';
 pub const KEY: u8 = b'K';
 pub const WS_KEYS: u8 = b'k';
 pub const CONNECTION: u8 = b'C';
 pub const RULE: u8 = b'R';
 pub const EVENT: u8 = b'E';
+/// `e/<ws>/<final event status>/<event>`; events still processing are
+/// indexed in memory (`embedded/active.rs`).
+pub const EVENT_STATUS: u8 = b'e';
 pub const DELIVERY: u8 = b'D';
+/// `d/<ws>/<delivery>`: a workspace's deliveries in time order.
 pub const WS_DELIVERIES: u8 = b'd';
-pub const DUE: u8 = b'Q';
+/// `S/<ws>/<final status>/<delivery>`; active statuses are indexed in memory.
+pub const DELIVERY_STATUS: u8 = b'S';
+/// `N/<delivery>`: the delivery is not final (the memory index is rebuilt from these).
+pub const ACTIVE: u8 = b'N';
+/// `c/<connection>/<delivery>`.
+pub const CONN_DELIVERIES: u8 = b'c';
 pub const ATTEMPT: u8 = b'A';
 pub const IDEMPOTENCY: u8 = b'I';
-pub const WAITING: u8 = b'w';
 pub const REPLAY: u8 = b'P';
 pub const CACHE: u8 = b'X';

@@ -1,29 +1,48 @@
-//! Durable state behind one trait, so a second backend can pass the same
-//! conformance suite. [`SledStore`] is the default (all sled code lives in
-//! `sled.rs`).
+//! Durable state behind one async trait, so every backend passes the same
+//! conformance suite. The embedded backends (`embedded/`, fjall by default,
+//! sled on request) run every operation on one owner thread; the async
+//! runtime only ever waits on a channel, never on the disk.
 //!
-//! Writes that must be atomic are single calls here: accepting an event with
-//! its deliveries, due entries and idempotency record; finishing an attempt
-//! with its record and the delivery's next state. Durability is separate:
-//! [`Store::sync`] makes everything written so far survive a crash, so the
-//! ingest path can group-commit (many accepts, one sync).
+//! Writes that must be atomic are single calls here: accepting events with
+//! their deliveries and idempotency records; finishing an attempt with its
+//! record and the delivery's next state. [`Store::accept_all`] answers only
+//! once its events are durable (fsync), so ingest can group-commit.
 
-pub mod commit;
+mod embedded;
 mod keys;
-mod sled;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::sled::SledStore;
+pub use self::embedded::{EmbeddedStore, Engine};
 use crate::attempt::AttemptRecord;
-use crate::model::{ApiKey, Connection, Delivery, DeliveryStatus, Event, ReplayJob, Rule, Workspace};
+use crate::model::{ApiKey, Connection, Delivery, DeliveryStatus, Event, EventStatus, ReplayJob, Rule, Workspace};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage: {0}")]
-    Backend(String),
-    #[error("stored record is corrupt: {0}")]
-    Corrupt(String),
+    #[error("storage engine: {0}")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored record {key} is corrupt")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the store did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the store has more work queued than it accepts")]
+    Overloaded,
+    #[error("the store has stopped")]
+    Stopped,
+}
+
+impl StoreError {
+    /// A transient condition: the caller may try again later (503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Timeout(_) | StoreError::Overloaded | StoreError::Stopped)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -33,6 +52,12 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Page {
     pub cursor: Option<String>,
     pub limit: usize,
+}
+
+impl Page {
+    pub fn all() -> Page {
+        Page { cursor: None, limit: usize::MAX }
+    }
 }
 
 /// An event to accept with the deliveries routing planned for it.
@@ -63,6 +88,38 @@ pub enum Next {
     Wait,
 }
 
+/// How many deliveries one claim may take: `limit` in all, and per
+/// connection the room its concurrency and rate limits leave (`room`, or
+/// `default_room` for connections the scheduler has not seen yet). A
+/// connection with no room is skipped, not churned through the queue.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimPlan {
+    pub now: i64,
+    pub lease_ms: i64,
+    pub limit: usize,
+    pub default_room: usize,
+    pub room: std::collections::HashMap<String, usize>,
+}
+
+impl ClaimPlan {
+    pub fn room_for(&self, connection: &str) -> usize {
+        self.room.get(connection).copied().unwrap_or(self.default_room)
+    }
+}
+
+/// A claimed delivery with what its attempt needs, read in the same step.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub event: Option<Event>,
+    pub connection: Option<Connection>,
+}
+
+/// An attempt whose process died before it finished is recorded with this
+/// many consecutive interruptions at most; then the delivery fails, so a
+/// delivery that kills the process cannot crash-loop it.
+pub const MAX_INTERRUPTIONS: u32 = 3;
+
 /// Filters for listing deliveries.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryQuery {
@@ -79,6 +136,7 @@ pub struct EventQuery {
     pub event: Option<String>,
     pub resource: Option<String>,
     pub resource_id: Option<String>,
+    pub status: Option<EventStatus>,
 }
 
 /// A cached value with its expiry (ms).
@@ -88,75 +146,114 @@ pub struct CacheEntry {
     pub expires_at: i64,
 }
 
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- catalog -----------------------------------------------------------
-    fn put_workspace(&self, ws: &Workspace) -> Result<()>;
-    fn workspace(&self, id: &str) -> Result<Option<Workspace>>;
-    fn workspaces(&self, page: &Page) -> Result<Vec<Workspace>>;
-    fn put_key(&self, key: &ApiKey) -> Result<()>;
-    fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
-    fn keys(&self, workspace: &str) -> Result<Vec<ApiKey>>;
-    fn put_connection(&self, c: &Connection) -> Result<()>;
-    fn connection(&self, workspace: &str, id: &str) -> Result<Option<Connection>>;
-    fn connections(&self, workspace: &str, page: &Page) -> Result<Vec<Connection>>;
-    fn delete_connection(&self, workspace: &str, id: &str) -> Result<bool>;
-    fn put_rule(&self, r: &Rule) -> Result<()>;
-    fn rule(&self, workspace: &str, id: &str) -> Result<Option<Rule>>;
-    fn rules(&self, workspace: &str, page: &Page) -> Result<Vec<Rule>>;
-    fn delete_rule(&self, workspace: &str, id: &str) -> Result<bool>;
+    async fn put_workspace(&self, ws: &Workspace) -> Result<()>;
+    async fn workspace(&self, id: &str) -> Result<Option<Workspace>>;
+    async fn workspaces(&self, page: &Page) -> Result<Vec<Workspace>>;
+    async fn put_key(&self, key: &ApiKey) -> Result<()>;
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    async fn keys(&self, workspace: &str) -> Result<Vec<ApiKey>>;
+    async fn put_connection(&self, c: &Connection) -> Result<()>;
+    async fn connection(&self, workspace: &str, id: &str) -> Result<Option<Connection>>;
+    async fn connections(&self, workspace: &str, page: &Page) -> Result<Vec<Connection>>;
+    async fn delete_connection(&self, workspace: &str, id: &str) -> Result<bool>;
+    async fn put_rule(&self, r: &Rule) -> Result<()>;
+    async fn rule(&self, workspace: &str, id: &str) -> Result<Option<Rule>>;
+    async fn rules(&self, workspace: &str, page: &Page) -> Result<Vec<Rule>>;
+    async fn delete_rule(&self, workspace: &str, id: &str) -> Result<bool>;
 
     // --- events and deliveries ---------------------------------------------
-    /// Atomically write the event, its deliveries (due now) and idempotency
-    /// record, unless the idempotency key is already known. Not yet durable.
-    fn accept(&self, accept: &Accept) -> Result<Accepted>;
-    /// `accept` for many events at once (the group commit's unit); a backend
-    /// may write them in one batch. Results are in input order.
-    fn accept_all(&self, accepts: &[&Accept]) -> Result<Vec<Accepted>> {
-        accepts.iter().map(|a| self.accept(a)).collect()
-    }
+    /// Write each event with its deliveries (due now) and idempotency record
+    /// atomically, unless its idempotency key is already known; answer once
+    /// all of them are durable. Results are in input order.
+    async fn accept_all(&self, accepts: Vec<Accept>) -> Result<Vec<Accepted>>;
     /// Make every write so far durable (flush and fsync).
-    fn sync(&self) -> Result<()>;
-    fn event(&self, workspace: &str, id: &str) -> Result<Option<Event>>;
-    fn events(&self, workspace: &str, query: &EventQuery, page: &Page) -> Result<Vec<Event>>;
-    fn delivery(&self, id: &str) -> Result<Option<Delivery>>;
-    fn deliveries(&self, workspace: &str, query: &DeliveryQuery, page: &Page) -> Result<Vec<Delivery>>;
-    fn attempts(&self, delivery: &str) -> Result<Vec<AttemptRecord>>;
+    async fn sync(&self) -> Result<()>;
+    async fn event(&self, workspace: &str, id: &str) -> Result<Option<Event>>;
+    async fn events(&self, workspace: &str, query: &EventQuery, page: &Page) -> Result<Vec<Event>>;
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>>;
+    /// The deliveries of one event, in the event's order.
+    async fn deliveries_of(&self, event: &Event) -> Result<Vec<Delivery>>;
+    async fn deliveries(&self, workspace: &str, query: &DeliveryQuery, page: &Page) -> Result<Vec<Delivery>>;
+    async fn attempts(&self, delivery: &str) -> Result<Vec<AttemptRecord>>;
 
     // --- the delay queue -----------------------------------------------------
-    /// Claim up to `limit` deliveries due at `now`: each gets a fresh lease
-    /// token and becomes due again at `now + lease_ms` unless finished.
-    fn claim_due(&self, now: i64, limit: usize, lease_ms: i64) -> Result<Vec<Delivery>>;
+    /// Claim due deliveries within `plan`: each gets a fresh lease token and
+    /// becomes due again at `now + lease_ms` unless finished first. A
+    /// delivery whose previous lease expired unfinished gets an
+    /// `interrupted` attempt recorded first; at [`MAX_INTERRUPTIONS`] in a
+    /// row it fails instead of being claimed.
+    async fn claim_due(&self, plan: ClaimPlan) -> Result<Vec<Claimed>>;
     /// Record an attempt and move the delivery on. Ignored (false) when the
     /// lease token is stale: another worker owns the delivery now.
-    fn finish_attempt(&self, id: &str, lease: &str, attempt: &AttemptRecord, next: Next, now: i64) -> Result<bool>;
-    /// Give a claimed delivery back, due at `at`, without an attempt (its
-    /// connection was at its rate or concurrency limit).
-    fn release(&self, id: &str, lease: &str, at: i64) -> Result<bool>;
+    async fn finish_attempt(
+        &self,
+        id: &str,
+        lease: &str,
+        attempt: &AttemptRecord,
+        next: Next,
+        now: i64,
+    ) -> Result<bool>;
+    /// Give a claimed delivery back, due at `at`, without an attempt.
+    async fn release(&self, id: &str, lease: &str, at: i64, now: i64) -> Result<bool>;
     /// Move a claimed delivery to `waiting` without an attempt: its
     /// connection is paused.
-    fn park(&self, id: &str, lease: &str, now: i64) -> Result<bool>;
+    async fn park(&self, id: &str, lease: &str, now: i64) -> Result<bool>;
     /// Queue a delivery again at `at` whatever its state, unless it is in
-    /// flight. Returns the updated delivery, or None when not found.
-    fn requeue(&self, id: &str, at: i64, now: i64) -> Result<Option<Delivery>>;
-    fn cancel(&self, id: &str, now: i64) -> Result<Option<Delivery>>;
+    /// flight. Returns the updated delivery, or None when not found or leased.
+    async fn requeue(&self, id: &str, at: i64, now: i64) -> Result<Option<Delivery>>;
+    async fn cancel(&self, id: &str, now: i64) -> Result<Option<Delivery>>;
     /// Deliveries waiting for a paused connection.
-    fn waiting(&self, connection: &str) -> Result<Vec<String>>;
-    /// After a restart no worker holds a lease: make every claimed delivery due now.
-    fn release_all_leases(&self, now: i64) -> Result<usize>;
-    /// The earliest due time in the queue.
-    fn next_due(&self) -> Result<Option<i64>>;
+    async fn waiting(&self, connection: &str) -> Result<Vec<String>>;
+    /// The earliest time a queued delivery falls due after `after`.
+    async fn next_due(&self, after: i64) -> Result<Option<i64>>;
 
     // --- the connector cache and replays -------------------------------------
-    fn cache_get(&self, connection: &str, key: &str, now: i64) -> Result<Option<String>>;
-    fn cache_set(&self, connection: &str, key: &str, entry: &CacheEntry) -> Result<()>;
-    fn put_replay(&self, job: &ReplayJob) -> Result<()>;
-    fn replay(&self, workspace: &str, id: &str) -> Result<Option<ReplayJob>>;
-    fn replays_pending(&self) -> Result<Vec<ReplayJob>>;
+    async fn cache_get(&self, connection: &str, key: &str, now: i64) -> Result<Option<String>>;
+    async fn cache_set(&self, connection: &str, key: &str, entry: &CacheEntry) -> Result<()>;
+    async fn put_replay(&self, job: &ReplayJob) -> Result<()>;
+    async fn replay(&self, workspace: &str, id: &str) -> Result<Option<ReplayJob>>;
+    async fn replays_pending(&self) -> Result<Vec<ReplayJob>>;
 
     // --- retention ---------------------------------------------------------------
-    /// Remove final events older than `before` with their deliveries and
-    /// attempts. Returns how many events were removed.
-    fn sweep(&self, before: i64) -> Result<usize>;
+    /// Remove up to `max` final events older than `before` with their
+    /// deliveries and attempts. Returns how many were removed; call again
+    /// while it returns `max`. Bounded so the sweep never holds the store.
+    async fn sweep(&self, before: i64, max: usize) -> Result<usize>;
+
+    // --- health ------------------------------------------------------------------
+    /// How long the operation the store is working on has been running, if
+    /// one is. Never waits on the store itself.
+    fn busy_for(&self) -> Option<Duration>;
+    /// Test hook: occupy the store for `d`, as a stuck disk would.
+    async fn stall(&self, d: Duration) -> Result<()>;
+}
+
+/// Open the configured backend.
+pub fn open(config: &StoreConfig, data_dir: &std::path::Path) -> Result<Arc<dyn Store>> {
+    let store = EmbeddedStore::open(config.backend, &data_dir.join("store"), config)?;
+    Ok(Arc::new(store))
+}
+
+/// `[store]`: which backend, and how long a caller waits for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub backend: Engine,
+    /// A store call that has not answered by then fails as unavailable
+    /// (ingest answers 503 with Retry-After) instead of hanging.
+    #[serde(with = "crate::config::duration")]
+    pub timeout: Duration,
+    /// Block cache of the embedded engine.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { backend: Engine::Fjall, timeout: Duration::from_secs(5), cache_bytes: 32 << 20 }
+    }
 }
 
 #[cfg(test)]
