@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchboard_tests::WEBHOOK_SECRET;
-use switchboard_tests::process::{ADMIN, ServerProcess};
+use switchboard_tests::process::ServerProcess;
 use switchboard_tests::receiver::{Receiver, reply};
 
 const CLIENTS: usize = 64;
@@ -34,29 +34,15 @@ async fn kill_dash_nine_loses_no_acknowledged_event() {
     // Short leases, so deliveries cut by a kill are due again within seconds.
     let server = ServerProcess::start(&[("SWITCHBOARD_DELIVERY__LEASE", "6s"), ("SWITCHBOARD_SANDBOX__WALL", "4s")]);
     server.wait_ready().await;
-    let client = reqwest::Client::new();
     let url = server.url();
 
-    let admin = |path: &str, body: Value| {
-        let req = client.post(format!("{url}{path}")).bearer_auth(ADMIN).json(&body);
-        async move {
-            let r = req.send().await.unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-            r.json::<Value>().await.unwrap()
-        }
-    };
-    let ws = admin("/api/v1/workspaces", json!({"name": "crash"})).await;
+    let ws = server.admin("/api/v1/workspaces", Some(json!({"name": "crash"}))).await;
     let (ws_id, key) = (ws["id"].as_str().unwrap().to_string(), ws["publishable_key"].as_str().unwrap().to_string());
-    let conn = admin(
-        &format!("/api/v1/workspaces/{ws_id}/connections"),
-        json!({"connector": "webhook", "name": "r", "settings": {"url": receiver.url("/in")}, "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    )
-    .await;
-    admin(
-        &format!("/api/v1/workspaces/{ws_id}/rules"),
-        json!({"event": "tick", "connection": conn["id"], "action": "send_webhook"}),
-    )
-    .await;
+    let conn = json!({"connector": "webhook", "name": "r", "settings": {"url": receiver.url("/in")},
+                      "secrets": {"signing_secret": WEBHOOK_SECRET}});
+    let conn = server.admin(&format!("/api/v1/workspaces/{ws_id}/connections"), Some(conn)).await;
+    let rule = json!({"event": "tick", "connection": conn["id"], "action": "send_webhook"});
+    server.admin(&format!("/api/v1/workspaces/{ws_id}/rules"), Some(rule)).await;
 
     // 64 clients; each event carries an Idempotency-Key so a client that lost
     // its answer to a crash can send it again without creating a second event.
@@ -124,15 +110,7 @@ async fn kill_dash_nine_loses_no_acknowledged_event() {
     for status in ["pending", "processing", "retrying", "waiting", "failed"] {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let v: Value = client
-                .get(format!("{url}/api/v1/workspaces/{ws_id}/deliveries?status={status}&limit=1"))
-                .bearer_auth(ADMIN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v = server.admin(&format!("/api/v1/workspaces/{ws_id}/deliveries?status={status}&limit=1"), None).await;
             if v["count"] == 0 {
                 break;
             }

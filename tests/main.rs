@@ -5,6 +5,7 @@ mod author;
 mod cli;
 mod connectors;
 mod crash;
+mod crash_loop;
 mod delivery;
 mod engine;
 mod ingest;

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::model::Rule;
+use crate::model::{ApiKey, Rule};
 use crate::registry::Registry;
 use crate::routing::fields::FieldTemplates;
 use crate::routing::filter::Filter;
@@ -28,6 +28,11 @@ pub struct App {
     rules: RwLock<HashMap<String, Arc<Vec<CompiledRule>>>>,
     /// Per-workspace ingest buckets: (tokens, last refill ms).
     ingest_buckets: std::sync::Mutex<HashMap<String, (f64, i64)>>,
+    /// Keys by hash, so authenticating a request does not wait on the
+    /// store; every key write goes through [`App::put_key`], which updates it.
+    keys: RwLock<HashMap<String, ApiKey>>,
+    /// Bumped by every key write: a lookup that raced with one is not cached.
+    keys_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for App {
@@ -63,6 +68,8 @@ impl App {
             wake: Notify::new(),
             rules: RwLock::new(HashMap::new()),
             ingest_buckets: std::sync::Mutex::new(HashMap::new()),
+            keys: RwLock::new(HashMap::new()),
+            keys_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -138,6 +145,32 @@ impl App {
             return Ok(());
         }
         Err((((n.min(capacity) - *tokens) / rate).ceil() as u64).max(1))
+    }
+
+    /// The key with this hash (cached; unknown keys are not).
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        if let Some(k) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(hash) {
+            return Ok(Some(k.clone()));
+        }
+        let generation = self.keys_generation.load(std::sync::atomic::Ordering::SeqCst);
+        let found = self.store.key_by_hash(hash).await?;
+        if let Some(k) = &found {
+            let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+            if self.keys_generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+                keys.insert(hash.to_string(), k.clone());
+            }
+        }
+        Ok(found)
+    }
+
+    /// Store a key (new or revoked); the cache follows at once.
+    pub async fn put_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.keys_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).remove(&key.hash);
+        let stored = self.store.put_key(key).await;
+        self.keys_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).remove(&key.hash);
+        stored
     }
 
     pub fn rules_changed(&self, workspace: &str) {

@@ -54,7 +54,7 @@ pub fn spawn(app: Arc<App>, dir: PathBuf, shutdown: CancellationToken) -> anyhow
 }
 
 async fn reload(app: &App, path: &Path) {
-    let bytes = match std::fs::read(path) {
+    let bytes = match tokio::fs::read(path).await {
         Ok(b) => b,
         Err(e) => {
             return tracing::warn!(path = %path.display(), error = %e, "dev mode: cannot read the changed connector");

@@ -103,7 +103,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
     if uploaded.exists() {
         register_dir(&app, &uploaded, Origin::Uploaded).await?;
     }
-    if let Ok(text) = std::fs::read_to_string(crate::api::connectors::blocked_file(&app)) {
+    if let Ok(text) = tokio::fs::read_to_string(crate::api::connectors::blocked_file(&app)).await {
         for blocked in serde_json::from_str::<Vec<String>>(&text).unwrap_or_default() {
             if let Some((name, version)) = blocked.split_once('@') {
                 app.registry.set_blocked(name, version, true);
@@ -115,14 +115,17 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
 
 /// Register every `*.wasm` in `dir` (bundled connectors), in name order.
 async fn register_dir(app: &App, dir: &Path, origin: Origin) -> anyhow::Result<()> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading connectors dir {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-        .collect();
+    let mut paths = Vec::new();
+    let mut entries =
+        tokio::fs::read_dir(dir).await.with_context(|| format!("reading connectors dir {}", dir.display()))?;
+    while let Some(entry) = entries.next_entry().await? {
+        if entry.path().extension().is_some_and(|x| x == "wasm") {
+            paths.push(entry.path());
+        }
+    }
     paths.sort();
     for path in paths {
-        let bytes = std::fs::read(&path)?;
+        let bytes = tokio::fs::read(&path).await?;
         match app.runtime.load_cached(&bytes, &app.artifacts_dir()).await {
             Ok((connector, compiled)) => {
                 let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::build::{binary, component_path};
 
 /// The admin token every `ServerProcess` is started with.
@@ -30,6 +32,7 @@ pub struct ServerProcess {
     extra_env: Vec<(String, String)>,
     log: PathBuf,
     dir: tempfile::TempDir,
+    http: reqwest::Client,
 }
 
 impl ServerProcess {
@@ -47,6 +50,7 @@ impl ServerProcess {
             extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             log: dir.path().join("switchboard.log"),
             dir,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
         };
         server.spawn();
         server
@@ -126,6 +130,18 @@ impl ServerProcess {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An admin request that must succeed: POST `body` if given, else GET.
+    pub async fn admin(&self, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.url());
+        let request = match &body {
+            Some(b) => self.http.post(url).json(b),
+            None => self.http.get(url),
+        };
+        let answer = request.bearer_auth(ADMIN).send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        answer.json().await.unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     /// The last `lines` lines the server wrote, across restarts.

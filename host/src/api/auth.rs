@@ -76,7 +76,7 @@ pub async fn ingest_key(app: &App, headers: &HeaderMap) -> Result<ApiKey, ApiErr
 }
 
 async fn workspace_key(app: &App, key: &str, kind: KeyKind) -> Result<ApiKey, ApiError> {
-    let found = app.store.key_by_hash(&hash_key(key)).await?;
+    let found = app.key_by_hash(&hash_key(key)).await?;
     match found {
         Some(k) if k.kind == kind && k.revoked_at.is_none() => Ok(k),
         Some(k) if k.kind == kind => Err(ApiError::forbidden(format!("key `{}` has been revoked", k.id))),

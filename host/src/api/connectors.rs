@@ -106,13 +106,15 @@ async fn upload(
     }
     let dir = app.uploads_dir();
     let file = dir.join(format!("{name}-{}.wasm", m.version));
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&file, &bytes))
-        .map_err(|e| ApiError::unavailable(format!("cannot store the component: {e}")))?;
+    let stored = match tokio::fs::create_dir_all(&dir).await {
+        Ok(()) => tokio::fs::write(&file, &bytes).await,
+        Err(e) => Err(e),
+    };
+    stored.map_err(|e| ApiError::unavailable(format!("cannot store the component: {e}")))?;
     match app.registry.register(Entry { connector, origin: Origin::Uploaded, compiled, blocked: false }) {
         Ok(()) => {}
         Err(RegistryError::NotGreater { existing, .. }) => {
-            let _ = std::fs::remove_file(&file);
+            let _ = tokio::fs::remove_file(&file).await;
             return Err(ApiError::conflict(format!("connector `{name}` already has version {existing}")));
         }
         Err(e) => return Err(ApiError::unprocessable(e.to_string())),
@@ -152,7 +154,7 @@ async fn remove(
     if let Some(entry) = app.registry.remove(&name, &version)
         && entry.origin == Origin::Uploaded
     {
-        let _ = std::fs::remove_file(app.uploads_dir().join(format!("{name}-{version}.wasm")));
+        let _ = tokio::fs::remove_file(app.uploads_dir().join(format!("{name}-{version}.wasm"))).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -189,7 +191,7 @@ pub fn blocked_file(app: &App) -> std::path::PathBuf {
     app.uploads_dir().join("blocked.json")
 }
 
-fn save_blocked(app: &App) -> Result<(), ApiError> {
+async fn save_blocked(app: &App) -> Result<(), ApiError> {
     let blocked: Vec<String> = app
         .registry
         .list()
@@ -198,9 +200,11 @@ fn save_blocked(app: &App) -> Result<(), ApiError> {
             vs.iter().filter(|e| e.blocked).map(move |e| format!("{name}@{}", e.connector.manifest().version))
         })
         .collect();
-    std::fs::create_dir_all(app.uploads_dir())
-        .and_then(|()| std::fs::write(blocked_file(app), serde_json::to_vec(&blocked).unwrap_or_default()))
-        .map_err(|e| ApiError::unavailable(format!("cannot record the block: {e}")))
+    let saved = match tokio::fs::create_dir_all(app.uploads_dir()).await {
+        Ok(()) => tokio::fs::write(blocked_file(app), serde_json::to_vec(&blocked).unwrap_or_default()).await,
+        Err(e) => Err(e),
+    };
+    saved.map_err(|e| ApiError::unavailable(format!("cannot record the block: {e}")))
 }
 
 /// Block a version everywhere: `latest` falls back to the newest unblocked
@@ -214,7 +218,7 @@ async fn block(
     if !app.registry.set_blocked(&name, &version, true) {
         return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
     }
-    save_blocked(&app)?;
+    save_blocked(&app).await?;
     let mut paused = Vec::new();
     for mut c in
         all_connections(&app).await?.into_iter().filter(|c| c.connector == name && c.version == version && c.active)
@@ -238,7 +242,7 @@ async fn unblock(
     if !app.registry.set_blocked(&name, &version, false) {
         return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
     }
-    save_blocked(&app)?;
+    save_blocked(&app).await?;
     let mut resumed = Vec::new();
     let now = now_ms();
     for mut c in all_connections(&app)

@@ -71,8 +71,8 @@ async fn create(
     app.store.put_workspace(&ws).await?;
     let (publishable, pub_text) = mint_key(&ws.id, KeyKind::Publishable);
     let (secret, sec_text) = mint_key(&ws.id, KeyKind::Secret);
-    app.store.put_key(&publishable).await?;
-    app.store.put_key(&secret).await?;
+    app.put_key(&publishable).await?;
+    app.put_key(&secret).await?;
     let mut out = view(&ws);
     out["publishable_key"] = json!(pub_text);
     out["secret_key"] = json!(sec_text);
@@ -124,7 +124,7 @@ async fn create_key(
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let req: CreateKey = if body.is_empty() { CreateKey::default() } else { parse_body(&body)? };
     let (key, text) = mint_key(&ws, req.kind.unwrap_or(KeyKind::Secret));
-    app.store.put_key(&key).await?;
+    app.put_key(&key).await?;
     let mut out = key_view(&key);
     out["key"] = json!(text);
     Ok((StatusCode::CREATED, Json(out)))
@@ -155,7 +155,7 @@ async fn revoke(
         .ok_or_else(|| ApiError::not_found("key", &key_id))?;
     if key.revoked_at.is_none() {
         key.revoked_at = Some(now_ms());
-        app.store.put_key(&key).await?;
+        app.put_key(&key).await?;
     }
     Ok(Json(key_view(&key)))
 }

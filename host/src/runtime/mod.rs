@@ -331,6 +331,16 @@ impl Runtime {
     /// made one for these exact bytes, and saving one otherwise. Returns
     /// whether it compiled.
     pub async fn load_cached(&self, bytes: &[u8], artifacts: &Path) -> Result<(LoadedConnector, bool), LoadError> {
+        // Compiling takes CPU for ~100 ms and the artifact cache is files:
+        // both off the async workers.
+        let (runtime, bytes, artifacts) = (self.clone(), bytes.to_vec(), artifacts.to_path_buf());
+        let (component, compiled) = tokio::task::spawn_blocking(move || runtime.compile_cached(&bytes, &artifacts))
+            .await
+            .map_err(|e| LoadError::NotAComponent(format!("compilation stopped: {e}")))??;
+        Ok((self.load_component(component).await?, compiled))
+    }
+
+    fn compile_cached(&self, bytes: &[u8], artifacts: &Path) -> Result<(Component, bool), LoadError> {
         let path = artifacts.join(format!("{}.cwasm", self.artifact_key(bytes)));
         if path.exists() {
             // SAFETY: `deserialize_file` trusts its input to be an artifact
@@ -340,7 +350,7 @@ impl Runtime {
             #[allow(unsafe_code)]
             let cached = unsafe { Component::deserialize_file(&self.inner.engine, &path) };
             match cached {
-                Ok(component) => return Ok((self.load_component(component).await?, false)),
+                Ok(component) => return Ok((component, false)),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "compiled artifact unusable; recompiling"),
             }
         }
@@ -354,7 +364,7 @@ impl Runtime {
                 tracing::warn!(path = %path.display(), error = %e, "cannot save the compiled artifact");
             }
         }
-        Ok((self.load_component(component).await?, true))
+        Ok((component, true))
     }
 
     /// Components this process compiled (artifact-cache misses included).

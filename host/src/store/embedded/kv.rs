@@ -37,6 +37,8 @@ fn engine(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Engine(Box::new(e))
 }
 
+const MEMTABLE_BYTES: u64 = 16 << 20;
+
 /// fjall: an LSM tree with a write-ahead journal. Each commit reaches the
 /// OS before it returns (a `kill -9` loses nothing committed); `persist`
 /// is an fsync of the journal.
@@ -48,7 +50,10 @@ pub struct Fjall {
 impl Fjall {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Fjall> {
         let db = fjall::Database::builder(dir).cache_size(cache_bytes).open().map_err(engine)?;
-        let tree = db.keyspace("switchboard", fjall::KeyspaceCreateOptions::default).map_err(engine)?;
+        // Small memtables: a large queue is flushed to disk instead of being
+        // held in memory (fjall's default is 64 MiB per memtable).
+        let options = || fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
+        let tree = db.keyspace("switchboard", options).map_err(engine)?;
         Ok(Fjall { db, tree })
     }
 }
