@@ -14,4 +14,5 @@ mod registry;
 mod sandbox;
 mod secrecy;
 mod serve;
+mod soak;
 mod webhook;

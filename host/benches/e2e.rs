@@ -48,6 +48,9 @@ fn main() {
                 }
             }),
         );
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
         // Baseline: the receiver alone, 16 concurrent senders (the default
@@ -58,7 +61,14 @@ fn main() {
         arrivals.lock().unwrap().clear();
         let base_rate = base.requests as f64 / base.elapsed.as_secs_f64();
 
-        let service = start(|_| {}).await;
+        // Default settings; E2E_PER_CONNECTION overrides the per-connection
+        // concurrency to compare (not used for the recorded numbers).
+        let service = start(|c| {
+            if let Some(n) = std::env::var("E2E_PER_CONNECTION").ok().and_then(|v| v.parse().ok()) {
+                c.delivery.per_connection_concurrency = n;
+            }
+        })
+        .await;
         let (ws, key) = service.workspace().await;
         let conn = service
             .admin(Method::POST, &format!("/api/v1/workspaces/{ws}/connections"),
@@ -128,12 +138,17 @@ fn main() {
             let (client, url, key) = (service.client.clone(), single_url.clone(), steady_key.clone());
             sends.push(tokio::spawn(async move {
                 let body = json!({"event": "page.completed", "payload": {"sent_ns": now_ns().to_string(), "i": i}});
+                let t = Instant::now();
                 client.post(url).header("X-Meshes-Publishable-Key", key).json(&body).send().await.unwrap();
+                t.elapsed()
             }));
         }
+        let mut posts = Vec::new();
         for s in sends {
-            s.await.unwrap();
+            posts.push(s.await.unwrap());
         }
+        let posts = percentiles(posts);
+        println!("| steady: ingest answer p50 / p99 | {:.1} / {:.1} ms |", ms(posts.p50), ms(posts.p99));
         while arrivals.lock().unwrap().len() < STEADY {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -183,6 +183,13 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
         }),
     );
     tracing::info!(listen = %listener.local_addr()?, "switchboard serving");
+    // TCP_NODELAY: an answer written in two parts must not wait for the
+    // client's delayed ACK (40 ms on Linux) before its second part leaves.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     workers_up.store(false, Ordering::Relaxed);
     let _ = delivery.await;
