@@ -9,6 +9,7 @@ mod crash_loop;
 mod delivery;
 mod engine;
 mod ingest;
+mod isolation;
 mod onboarding;
 mod registry;
 mod sandbox;

@@ -21,6 +21,7 @@ pub mod egress;
 pub mod fault;
 pub mod model;
 pub mod outcome;
+pub mod redact;
 pub mod registry;
 pub mod routing;
 pub mod runtime;

@@ -4,15 +4,24 @@
 //! Guests only ever handle placeholders. The host substitutes values into the
 //! outgoing request and nowhere else; attempt records keep the guest's
 //! placeholder form, and any echo of a value in a response is replaced by its
-//! placeholder before the guest or the record sees it.
+//! placeholder before the guest or the record sees it — in the encoded and
+//! case-folded forms too (see [`crate::redact`] for which, and its limits).
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::redact::Redactor;
+
+/// The shortest secret value the API accepts: a shorter one could not be
+/// scrubbed without rewriting unrelated text that happens to contain it.
+pub const MIN_SECRET_BYTES: usize = 8;
 
 /// A connection's secrets, by name. `Debug` never prints values.
 #[derive(Clone, Default)]
 pub struct SecretSet {
     values: BTreeMap<String, String>,
+    /// The forms to scrub, derived once: a set scrubs many texts.
+    redactor: Redactor,
 }
 
 impl fmt::Debug for SecretSet {
@@ -31,7 +40,9 @@ const CLOSE: &[u8] = b"}}";
 
 impl SecretSet {
     pub fn new(values: impl IntoIterator<Item = (String, String)>) -> Self {
-        SecretSet { values: values.into_iter().filter(|(_, v)| !v.is_empty()).collect() }
+        let values: BTreeMap<String, String> = values.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        let redactor = Redactor::new(values.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        SecretSet { values, redactor }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -73,34 +84,20 @@ impl SecretSet {
         self.substitute(input.as_bytes()).map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
-    /// Replace every occurrence of a secret value with its placeholder.
+    /// Replace every occurrence of a secret value, in any form the
+    /// redactor knows, with its placeholder.
     pub fn scrub(&self, input: &[u8]) -> Vec<u8> {
-        let mut out = input.to_vec();
-        for (name, value) in &self.values {
-            let value = value.as_bytes();
-            if find(&out, value).is_none() {
-                continue;
-            }
-            let placeholder = format!("{{{{secret.{name}}}}}");
-            let mut scrubbed = Vec::with_capacity(out.len());
-            let mut rest = out.as_slice();
-            while let Some(i) = find(rest, value) {
-                scrubbed.extend_from_slice(&rest[..i]);
-                scrubbed.extend_from_slice(placeholder.as_bytes());
-                rest = &rest[i + value.len()..];
-            }
-            scrubbed.extend_from_slice(rest);
-            out = scrubbed;
-        }
-        out
+        self.redactor.redact(input).into_owned()
     }
 
     /// `scrub` for text.
     pub fn scrub_str(&self, input: &str) -> String {
-        if self.values.is_empty() {
+        if self.redactor.is_empty() {
             return input.to_string();
         }
-        String::from_utf8_lossy(&self.scrub(input.as_bytes())).into_owned()
+        // Matches are whole UTF-8 values or ASCII, replaced by ASCII: the
+        // result stays UTF-8 and nothing is lost here.
+        String::from_utf8_lossy(&self.redactor.redact(input.as_bytes())).into_owned()
     }
 }
 
@@ -212,6 +209,108 @@ mod tests {
         assert_eq!(redact_header("Authorization", "Bearer {{secret.token}}"), "Bearer {{secret.token}}");
         assert_eq!(redact_header("Authorization", "Bearer literal"), "[redacted]");
         assert_eq!(redact_header("X-Team", "growth"), "growth");
+    }
+}
+
+/// Each form a value takes on the way out is scrubbed; text that only looks
+/// like part of a value is not.
+#[cfg(test)]
+mod redaction_tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+    use super::*;
+
+    /// The probes of SPEC §12: a value for a query string, one for a host name.
+    const QUERY: &str = "RT Secret:ü/x?&=";
+    const HOST: &str = "MiXeDCaseSecretXyz";
+    const QUOTED: &str = r#"say "hi" \ to/me"#;
+
+    fn set() -> SecretSet {
+        SecretSet::new([("key", QUERY), ("tenant", HOST), ("quoted", QUOTED)].map(|(n, v)| (n.into(), v.into())))
+    }
+
+    #[test]
+    fn a_value_in_a_query_string_is_scrubbed_as_the_url_parser_encodes_it() {
+        let url = url::Url::parse(&format!("https://api.example.com/v1?key={QUERY}")).unwrap();
+        assert_eq!(url.as_str(), "https://api.example.com/v1?key=RT%20Secret:%C3%BC/x?&=", "the probe's form");
+        assert_eq!(set().scrub_str(url.as_str()), "https://api.example.com/v1?key={{secret.key}}");
+    }
+
+    #[test]
+    fn percent_encodings_are_scrubbed_in_either_hex_case() {
+        let form = url::form_urlencoded::Serializer::new(String::new()).append_pair("key", QUERY).finish();
+        assert_eq!(set().scrub_str(&form), "key={{secret.key}}");
+        assert_eq!(set().scrub_str("key=rt+secret%3a%c3%bc%2fx%3f%26%3d"), "key={{secret.key}}");
+        // RFC 3986 with only unreserved characters kept (encodeURIComponent).
+        assert_eq!(set().scrub_str("/k/RT%20Secret%3A%C3%BC%2Fx%3F%26%3D/"), "/k/{{secret.key}}/");
+        let mut segment = url::Url::parse("https://api.example.com/").unwrap();
+        segment.path_segments_mut().unwrap().push(QUERY).push("v1");
+        assert_eq!(set().scrub_str(segment.path()), "/{{secret.key}}/v1");
+    }
+
+    #[test]
+    fn a_value_in_a_host_name_is_scrubbed_after_the_parser_lower_cases_it() {
+        let url = url::Url::parse(&format!("https://{HOST}.example.com/hook")).unwrap();
+        assert_eq!(url.host_str(), Some("mixedcasesecretxyz.example.com"));
+        assert_eq!(set().scrub_str(url.as_str()), "https://{{secret.tenant}}.example.com/hook");
+        assert_eq!(set().scrub_str("MIXEDCASESECRETXYZ"), "{{secret.tenant}}");
+    }
+
+    #[test]
+    fn base64_of_a_value_is_scrubbed_in_both_alphabets_padded_or_not() {
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            for (name, value) in [("key", QUERY), ("tenant", HOST), ("quoted", QUOTED)] {
+                let encoded = engine.encode(value);
+                assert_eq!(set().scrub_str(&format!("<{encoded}>")), format!("<{{{{secret.{name}}}}}>"), "{encoded}");
+            }
+        }
+    }
+
+    #[test]
+    fn base64_of_a_value_inside_a_longer_encoding_loses_every_character_that_encodes_it() {
+        // "user:" is 5 bytes: its first 6 characters encode nothing of the value.
+        let basic = STANDARD.encode(format!("user:{HOST}"));
+        assert_eq!(set().scrub_str(&format!("Basic {basic}")), format!("Basic {}{{{{secret.tenant}}}}", &basic[..6]));
+        let middle = URL_SAFE_NO_PAD.encode(format!("ab{QUERY}cdef"));
+        let scrubbed = set().scrub_str(&middle);
+        assert!(scrubbed.starts_with(&middle[..2]) && scrubbed.contains("{{secret.key}}"), "{scrubbed}");
+        assert!(scrubbed.len() < middle.len(), "{scrubbed}");
+    }
+
+    #[test]
+    fn json_escaped_values_are_scrubbed_however_the_encoder_escapes() {
+        let json = format!(r#"{{"q":{}}}"#, serde_json::to_string(QUOTED).unwrap());
+        assert_eq!(set().scrub_str(&json), r#"{"q":"{{secret.quoted}}"}"#);
+        assert_eq!(
+            set().scrub_str(r#"{"q":"say \"hi\" \\ to\/me"}"#),
+            r#"{"q":"{{secret.quoted}}"}"#,
+            "PHP escapes slashes"
+        );
+        assert_eq!(set().scrub_str(r#""RT Secret:\u00FC/x?&=""#), r#""{{secret.key}}""#, "ensure_ascii");
+    }
+
+    #[test]
+    fn a_secret_that_is_a_whole_url_is_scrubbed_as_the_parser_normalises_it() {
+        let hook = "HTTPS://Hooks.Example.com:443/services/T0/B1/xyz secret";
+        let set = SecretSet::new([("webhook_url".to_string(), hook.to_string())]);
+        let error = format!("error sending request for url ({})", url::Url::parse(hook).unwrap());
+        assert_eq!(set.scrub_str(&error), "error sending request for url ({{secret.webhook_url}})");
+    }
+
+    #[test]
+    fn text_that_only_resembles_a_value_is_left_alone() {
+        let text = "MiXeDCaseSecret is not it, nor mixedcase-secretxyz; RT Secret:u/x?&= differs; \
+                    Basic dXNlcjpvdGhlci1wYXNzd29yZA== and plain words stay";
+        assert_eq!(set().scrub_str(text), text);
+        assert_eq!(set().scrub(text.as_bytes()), text.as_bytes());
+    }
+
+    #[test]
+    fn a_value_inside_another_is_scrubbed_as_the_longer_one() {
+        let set =
+            SecretSet::new([("short", "abcdefgh12"), ("long", "abcdefgh12345")].map(|(n, v)| (n.into(), v.into())));
+        assert_eq!(set.scrub_str("abcdefgh12345 abcdefgh12"), "{{secret.long}} {{secret.short}}");
     }
 }
 

@@ -48,13 +48,13 @@ fn main() {
         for w in 0..WORKSPACES {
             let ws = host.workspace(&format!("tenant-{w}")).await;
             let conns = [
-                (connection(&host, &ws, json!({"connector": "hubspot", "name": "hs", "settings": {"base_url": hs.base_url()}, "secrets": {"access_token": hubspot::TOKEN}, "rate_limit_per_second": 100000.0})).await, "upsert_contact",
+                (connection(&host, &ws, json!({"connector": "hubspot", "name": "hs", "settings": {"base_url": hs.base_url()}, "secrets": {"access_token": hubspot::TOKEN}, "rate_limit_per_second": 10000.0})).await, "upsert_contact",
                  json!({"email": "{{ payload.email }}", "properties": {"onboarding_step": "{{ payload.sequence_step }}"}})),
-                (connection(&host, &ws, json!({"connector": "activecampaign", "name": "ac", "settings": {"api_url": ac.base_url()}, "secrets": {"api_key": activecampaign::API_KEY}, "rate_limit_per_second": 100000.0})).await, "tag_contact",
+                (connection(&host, &ws, json!({"connector": "activecampaign", "name": "ac", "settings": {"api_url": ac.base_url()}, "secrets": {"api_key": activecampaign::API_KEY}, "rate_limit_per_second": 10000.0})).await, "tag_contact",
                  json!({"email": "{{ payload.email }}", "tag": "onboarding-step-{{ payload.sequence_step + 1 }}"})),
-                (connection(&host, &ws, json!({"connector": "intercom", "name": "ic", "settings": {"base_url": ic.base_url()}, "secrets": {"access_token": intercom::TOKEN}, "rate_limit_per_second": 100000.0})).await, "tag_user",
+                (connection(&host, &ws, json!({"connector": "intercom", "name": "ic", "settings": {"base_url": ic.base_url()}, "secrets": {"access_token": intercom::TOKEN}, "rate_limit_per_second": 10000.0})).await, "tag_user",
                  json!({"user_id": "{{ payload.user_id }}", "email": "{{ payload.email }}", "tag": "step-{{ payload.sequence_step }}"})),
-                (connection(&host, &ws, json!({"connector": "slack", "name": "sl", "settings": {"mode": "bot", "base_url": sl.base_url()}, "secrets": {"bot_token": slack::BOT_TOKEN}, "rate_limit_per_second": 100000.0})).await, "send_message",
+                (connection(&host, &ws, json!({"connector": "slack", "name": "sl", "settings": {"mode": "bot", "base_url": sl.base_url()}, "secrets": {"bot_token": slack::BOT_TOKEN}, "rate_limit_per_second": 10000.0})).await, "send_message",
                  json!({"channel": slack::ONBOARDING, "text": "{{ payload.email }} finished step {{ payload.sequence_step }}"})),
                 (connection(&host, &ws, json!({"connector": "webhook", "name": "wh", "settings": {"url": hook.url("/h")}, "secrets": {"signing_secret": WEBHOOK_SECRET}})).await, "send_webhook", json!({})),
             ];

@@ -1,6 +1,8 @@
 //! Connections (SPEC §4): a workspace's configured instance of a connector.
 //! Secrets are write-only: sealed with the master key on the way in, shown
-//! by name only on the way out, never logged.
+//! by name only on the way out, never logged. A secret shorter than
+//! [`MIN_SECRET_BYTES`] and limits outside [`RATE_LIMIT_MAX`] and
+//! [`CONCURRENCY`] are refused with 422 naming the field (SPEC §12).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,13 @@ use super::{ApiError, AppState, PageParams, Query, list, parse_body};
 use crate::app::App;
 use crate::model::{Connection, new_id, now_ms, rfc3339};
 use crate::runtime::LoadedConnector;
+use crate::secrets::MIN_SECRET_BYTES;
+
+/// Deliveries per second a connection may ask for, exclusive of zero: a
+/// rate of zero or less would make the scheduler spin.
+pub const RATE_LIMIT_MAX: f64 = 10_000.0;
+/// Deliveries a connection may run at once: zero would park them forever.
+pub const CONCURRENCY: std::ops::RangeInclusive<u64> = 1..=256;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,10 +43,12 @@ struct CreateConnection {
     settings: Option<Value>,
     #[serde(default)]
     secrets: BTreeMap<String, String>,
+    // Any JSON, checked by `limits`: a string or a fraction is a 422 that
+    // names the field, like any other out-of-range value.
     #[serde(default)]
-    rate_limit_per_second: Option<f64>,
+    rate_limit_per_second: Option<Value>,
     #[serde(default)]
-    concurrency: Option<u32>,
+    concurrency: Option<Value>,
 }
 
 /// `null` for a secret removes it.
@@ -50,8 +61,8 @@ struct UpdateConnection {
     #[serde(default)]
     secrets: BTreeMap<String, Option<String>>,
     active: Option<bool>,
-    rate_limit_per_second: Option<f64>,
-    concurrency: Option<u32>,
+    rate_limit_per_second: Option<Value>,
+    concurrency: Option<Value>,
 }
 
 pub fn view(c: &Connection) -> Value {
@@ -70,6 +81,43 @@ fn resolve(app: &App, connector: &str, version: &str) -> Result<LoadedConnector,
     app.registry
         .resolve(connector, version)
         .ok_or_else(|| ApiError::unprocessable(format!("connector `{connector}` has no version `{version}`")))
+}
+
+/// A 422 for one field of the request, named as a path (`secrets.api_key`).
+fn invalid(path: &str, why: &str) -> ApiError {
+    ApiError::unprocessable(format!("`{path}` {why}")).with_error(json!({"path": path}))
+}
+
+/// `rate_limit_per_second` and `concurrency`, checked; `None` leaves a value unset.
+fn limits(rate: Option<Value>, concurrency: Option<Value>) -> Result<(Option<f64>, Option<u32>), ApiError> {
+    let rate = match rate {
+        None => None,
+        Some(v) => match v.as_f64() {
+            Some(r) if r.is_finite() && r > 0.0 && r <= RATE_LIMIT_MAX => Some(r),
+            _ => return Err(invalid("rate_limit_per_second", "must be a number greater than 0 and at most 10000")),
+        },
+    };
+    let concurrency = match concurrency {
+        None => None,
+        Some(v) => match v.as_u64().filter(|c| CONCURRENCY.contains(c)).and_then(|c| u32::try_from(c).ok()) {
+            Some(c) => Some(c),
+            None => return Err(invalid("concurrency", "must be a whole number from 1 to 256")),
+        },
+    };
+    Ok((rate, concurrency))
+}
+
+/// Secrets being saved are long enough to be scrubbed safely: a short value
+/// would also match unrelated text. Values already stored are not re-checked,
+/// so a connection saved before this rule can still be renamed or paused.
+fn check_secret_lengths<'a>(saved: impl IntoIterator<Item = (&'a String, &'a String)>) -> Result<(), ApiError> {
+    match saved.into_iter().find(|(_, value)| value.len() < MIN_SECRET_BYTES) {
+        Some((name, _)) => Err(invalid(
+            &format!("secrets.{name}"),
+            &format!("is shorter than {MIN_SECRET_BYTES} bytes; a secret this short cannot be redacted safely"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Settings and secrets checked against the connector before anything is saved.
@@ -114,10 +162,12 @@ async fn create(
     caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let req: CreateConnection = parse_body(&body)?;
+    let (rate_limit_per_second, concurrency) = limits(req.rate_limit_per_second, req.concurrency)?;
     let version = req.version.unwrap_or_else(|| "latest".into());
     let connector = resolve(&app, &req.connector, &version)?;
     let settings = req.settings.unwrap_or_else(|| json!({}));
     check(&app, &connector, &settings, &req.secrets).await?;
+    check_secret_lengths(&req.secrets)?;
     let now = now_ms();
     let id = new_id("conn_");
     let connection = Connection {
@@ -131,8 +181,8 @@ async fn create(
         secret_names: req.secrets.keys().cloned().collect(),
         active: true,
         inactive_reason: None,
-        rate_limit_per_second: req.rate_limit_per_second,
-        concurrency: req.concurrency,
+        rate_limit_per_second,
+        concurrency,
         created_at: now,
         updated_at: now,
     };
@@ -175,11 +225,13 @@ async fn update(
     caller(&app, &headers).await?.can_access(&ws)?;
     let mut c = load(&app, &ws, &id).await?;
     let req: UpdateConnection = parse_body(&body)?;
+    let (rate_limit_per_second, concurrency) = limits(req.rate_limit_per_second, req.concurrency)?;
     let mut secrets = app
         .master_key
         .open(&c.sealed_secrets, &c.id)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let secrets_changed = !req.secrets.is_empty();
+    let saved: Vec<String> = req.secrets.iter().filter(|(_, v)| v.is_some()).map(|(n, _)| n.clone()).collect();
     for (name, value) in req.secrets {
         match value {
             Some(v) => secrets.insert(name, v),
@@ -194,14 +246,15 @@ async fn update(
     }
     let connector = resolve(&app, &c.connector, &c.version)?;
     check(&app, &connector, &c.settings, &secrets).await?;
+    check_secret_lengths(saved.iter().filter_map(|name| secrets.get_key_value(name)))?;
     if let Some(n) = req.name {
         c.name = n;
     }
-    if req.rate_limit_per_second.is_some() {
-        c.rate_limit_per_second = req.rate_limit_per_second;
+    if rate_limit_per_second.is_some() {
+        c.rate_limit_per_second = rate_limit_per_second;
     }
-    if req.concurrency.is_some() {
-        c.concurrency = req.concurrency;
+    if concurrency.is_some() {
+        c.concurrency = concurrency;
     }
     c.sealed_secrets = app.master_key.seal(&secrets, &c.id);
     c.secret_names = secrets.keys().cloned().collect();

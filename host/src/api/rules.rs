@@ -1,6 +1,8 @@
 //! Rules (SPEC §4, §5): when an event matches, run an action of a connection
 //! with templated fields. Filters and templates are validated on save, with
-//! the path of any fault in the message.
+//! the path of any fault in the message and the body's `path`: filters
+//! against their limits (SPEC §12), templates by compiling them and by a dry
+//! render against a sample event, which must stay within the render bounds.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,7 +15,7 @@ use super::auth::caller;
 use super::{ApiError, AppState, PageParams, Query, list, parse_body};
 use crate::app::App;
 use crate::model::{Rule, new_id, now_ms, rfc3339};
-use crate::routing::fields::FieldTemplates;
+use crate::routing::fields::{FieldError, FieldTemplates};
 use crate::routing::filter::Filter;
 
 pub fn router() -> Router<AppState> {
@@ -43,7 +45,7 @@ fn view(r: &Rule) -> Value {
     })
 }
 
-/// Everything a rule refers to must exist and parse.
+/// Everything a rule refers to must exist and parse, within the limits of SPEC §12.
 async fn validate(app: &App, r: &Rule) -> Result<(), ApiError> {
     if r.event.trim().is_empty() {
         return Err(ApiError::bad_request("`event` is required"));
@@ -66,9 +68,20 @@ async fn validate(app: &App, r: &Rule) -> Result<(), ApiError> {
     if let Some(f) = &r.filter {
         Filter::parse(f).map_err(|e| ApiError::unprocessable(e.to_string()).with_error(json!({"path": e.path})))?;
     }
-    FieldTemplates::compile(&r.fields)
-        .map_err(|e| ApiError::unprocessable(e.to_string()).with_error(json!({"path": e.path})))?;
+    let field_error = |e: FieldError| ApiError::unprocessable(e.to_string()).with_error(json!({"path": e.path}));
+    let templates = FieldTemplates::compile(&r.fields).map_err(field_error)?;
+    // A template that breaks a bound on a sample event would break it on every event.
+    templates.dry_run(&sample_event(r)).map_err(field_error)?;
     Ok(())
+}
+
+/// The template context of an event this rule could match, with an empty payload: the dry
+/// render tolerates what real payloads would fill in.
+fn sample_event(r: &Rule) -> Value {
+    json!({
+        "event": r.event, "resource": r.resource.as_deref().unwrap_or("global"), "resource_id": r.resource_id,
+        "workspace": r.workspace, "id": "evt_sample", "created_at": rfc3339(now_ms()), "payload": {},
+    })
 }
 
 async fn create(

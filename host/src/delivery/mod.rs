@@ -104,7 +104,10 @@ fn connection_limits(app: &App, connection: &Connection) -> (Option<f64>, u32) {
         connector.manifest().default_rate_limit.map(|r| f64::from(r.requests) / f64::from(r.per_seconds))
     });
     let cap = connection.concurrency.unwrap_or(app.config.delivery.per_connection_concurrency as u32);
-    (rate, cap)
+    // The API refuses values out of these ranges; records saved before it
+    // did are clamped here, so a zero can neither stall nor spin the queue.
+    let rate = rate.filter(|r| r.is_finite() && *r > 0.0).map(|r| r.min(10_000.0));
+    (rate, cap.clamp(1, 256))
 }
 
 /// Sleep until the next delivery falls due or a token arrives, at most one

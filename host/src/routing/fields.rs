@@ -1,31 +1,53 @@
 //! The `fields` of a routing rule (SPEC §5): a JSON value whose strings are Jinja templates,
 //! rendered with minijinja over `{event, payload, resource, resource_id, workspace, id,
-//! created_at}` to build what a matched rule hands its connector. Owns the template
-//! environment (strict undefined, no auto-escaping, fuel-limited) and the typing rule: a string
+//! created_at}` to build what a matched rule hands its connector. The typing rule: a string
 //! that is exactly one `{{ expression }}` keeps the JSON type of its value, any other string
-//! renders to a string.
+//! renders to a string. Undefined values are errors and nothing is auto-escaped.
+//!
+//! Templates are written by tenants, so no template may exhaust memory or time (SPEC §12): a
+//! delivery's rendered output is at most [`MAX_OUTPUT`] bytes, no value larger than
+//! [`MAX_VALUE`], and rendering stops after [`TIME_LIMIT`] or [`FUEL`] instructions; a breach is
+//! an error of kind [`FieldErrorKind::Limit`], which the delivery records as `mapping_error`.
+//! minijinja cannot bound the size of what one operator builds, so the bounds come in two parts:
+//! - at compile ([`policy`]): the operators and statements that build values without bound
+//!   (`*`, `~`, `set`, ...) are refused, and `fields` is at most [`MAX_FIELDS_BYTES`];
+//! - at render ([`sandbox`]): filters restricted and size-checked, output capped, and a deadline
+//!   checked wherever work passes through the host's code, including every step into the event.
+//!
+//! A rule's templates are compiled and dry-rendered against a sample event when it is saved
+//! ([`FieldTemplates::dry_run`]), so a template that breaks a bound on its own is refused then.
 
-use std::sync::LazyLock;
+mod policy;
+mod sandbox;
 
-use minijinja::{AutoEscape, Environment, Expression, Template, UndefinedBehavior, value::ValueKind};
+use minijinja::{Environment, ErrorKind, Expression, Template, value::ValueKind};
 use serde_json::{Map, Value};
 
-/// Enough for any realistic field, far too little for a template written to burn CPU.
-const FUEL: u64 = 50_000;
+pub use policy::MAX_PLUS;
+use sandbox::{Breach, CappedOutput, JsonView, LENIENT, STRICT};
+pub use sandbox::{FUEL, MAX_OUTPUT, MAX_VALUE, TIME_LIMIT};
 
-static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|_| AutoEscape::None);
-    env.set_fuel(Some(FUEL));
-    env
-});
+/// Serialized size limit of a rule's `fields`, in bytes.
+pub const MAX_FIELDS_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field `{path}`: {message}")]
 pub struct FieldError {
     pub path: String,
     pub message: String,
+    pub kind: FieldErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    /// Not a template minijinja can parse.
+    Syntax,
+    /// Uses a construct field templates may not use, or `fields` is too large.
+    Refused,
+    /// The render went past a bound: output, value size, time or fuel.
+    Limit,
+    /// The render failed on this event's data: an undefined value, a type error.
+    Render,
 }
 
 /// Validated field templates. minijinja's compiled forms borrow their source, so this keeps the
@@ -41,12 +63,22 @@ enum Piece<'a> {
     Text(Template<'a, 'a>),
 }
 
+type Failure = (FieldErrorKind, String);
+
 impl FieldTemplates {
-    /// Compile every string in `fields` (any JSON value: object, array, string, ...) as a template.
-    /// Syntax errors are reported with the path of the string, e.g. `properties.onboarding_step`.
+    /// Compile every string in `fields` (any JSON value: object, array, string, ...) as a template
+    /// and check it against the policy. Errors carry the path of the string, e.g.
+    /// `properties.onboarding_step`.
     pub fn compile(fields: &Value) -> Result<FieldTemplates, FieldError> {
+        if !super::fits_serialized(fields, MAX_FIELDS_BYTES) {
+            let message = format!("fields are larger than {MAX_FIELDS_BYTES} bytes serialized");
+            return Err(FieldError { path: String::new(), message, kind: FieldErrorKind::Refused });
+        }
+        // The policy first: a construct it refuses may also be one this build of minijinja does
+        // not parse (macros), and "not allowed" is the more useful answer.
         walk(fields, "", &mut |source, path| {
-            parse(source).map_err(|e| field_error(path, describe(&e)))?;
+            policy::check(source).map_err(|message| field_error(path, (FieldErrorKind::Refused, message)))?;
+            parse(&STRICT, source).map_err(|e| field_error(path, (FieldErrorKind::Syntax, describe(&e))))?;
             Ok(Value::Null)
         })?;
         Ok(FieldTemplates { fields: fields.clone() })
@@ -55,14 +87,30 @@ impl FieldTemplates {
     /// Render against the context (a JSON object with keys event, payload, resource, resource_id,
     /// workspace, id, created_at). Undefined variables are errors naming the field path.
     pub fn render(&self, context: &Value) -> Result<Value, FieldError> {
-        walk(&self.fields, "", &mut |source, path| {
-            render_one(source, context).map_err(|message| field_error(path, message))
+        self.render_in(&STRICT, context, false)
+    }
+
+    /// Render against a sample event, as at save: fails only on a breached bound, since a sample
+    /// lacks the payload fields real events carry. Undefined values render as empty so the dry
+    /// run reaches as much of each template as it can.
+    pub fn dry_run(&self, sample: &Value) -> Result<(), FieldError> {
+        self.render_in(&LENIENT, sample, true).map(drop)
+    }
+
+    fn render_in(&self, env: &'static Environment<'static>, context: &Value, dry: bool) -> Result<Value, FieldError> {
+        let context = JsonView::context(context);
+        sandbox::run(|| {
+            let mut output_left = MAX_OUTPUT;
+            walk(&self.fields, "", &mut |source, path| match render_one(env, source, &context, &mut output_left) {
+                Err((FieldErrorKind::Render, _)) if dry => Ok(Value::Null),
+                result => result.map_err(|failure| field_error(path, failure)),
+            })
         })
     }
 }
 
-fn field_error(path: &str, message: String) -> FieldError {
-    FieldError { path: path.to_owned(), message }
+fn field_error(path: &str, (kind, message): Failure) -> FieldError {
+    FieldError { path: path.to_owned(), message, kind }
 }
 
 /// Rebuilds `value`, replacing each string by `f(string, path)`.
@@ -100,8 +148,8 @@ fn lone_expression(source: &str) -> Option<&str> {
     Some(inner.strip_suffix(['-', '+']).unwrap_or(inner))
 }
 
-fn parse(source: &str) -> Result<Piece<'_>, minijinja::Error> {
-    let env: &Environment<'_> = &ENV;
+fn parse<'a>(env: &'a Environment<'static>, source: &'a str) -> Result<Piece<'a>, minijinja::Error> {
+    let env: &'a Environment<'a> = env;
     let expr = lone_expression(source).filter(|inner| !closes_early(inner));
     // A lone `{{ ... }}` that is not one valid expression is parsed as a text template, which
     // either renders to a string or reports the syntax error with the template's own wording.
@@ -135,19 +183,54 @@ fn closes_early(expr: &str) -> bool {
     false
 }
 
-fn render_one(source: &str, context: &Value) -> Result<Value, String> {
-    match parse(source).map_err(|e| describe(&e))? {
-        Piece::Text(template) => template.render(context).map(Value::String).map_err(|e| describe(&e)),
-        Piece::Expr(expr) => {
-            let value = expr.eval(context).map_err(|e| describe(&e))?;
-            // Strict mode only trips when an undefined is used, and a lone expression's value is
-            // never used by the engine: without this, `{{ payload.typo }}` would become `null`.
-            if has_undefined(&value) {
-                return Err("undefined value".to_owned());
-            }
-            serde_json::to_value(&value).map_err(|e| format!("cannot be represented as JSON: {e}"))
+/// Renders one template string, using up to `output_left` bytes of the delivery's output.
+fn render_one(
+    env: &'static Environment<'static>,
+    source: &str,
+    context: &minijinja::Value,
+    output_left: &mut usize,
+) -> Result<Value, Failure> {
+    let value = match parse(env, source).map_err(|e| (FieldErrorKind::Syntax, describe(&e)))? {
+        Piece::Text(template) => {
+            let mut out = CappedOutput::new(*output_left);
+            template.render_captured_to(context, &mut out).map_err(|e| failure(&e))?;
+            no_breach()?;
+            *output_left -= out.bytes.len();
+            let text = String::from_utf8(out.bytes).map_err(|e| (FieldErrorKind::Render, e.to_string()))?;
+            return Ok(Value::String(text));
         }
+        Piece::Expr(expr) => expr.eval(context).map_err(|e| failure(&e))?,
+    };
+    // Measured before anything walks it whole: a lone value may be a view of a large payload.
+    let size = sandbox::measure(&value, *output_left).map_err(|_| match sandbox::breach() {
+        Some(Breach::Time) => (FieldErrorKind::Limit, Breach::Time.message()),
+        _ => (FieldErrorKind::Limit, Breach::Output.message()),
+    })?;
+    // Strict mode only trips when an undefined is used, and a lone expression's value is never
+    // used by the engine: without this, `{{ payload.typo }}` would become `null`.
+    if has_undefined(&value) {
+        return Err((FieldErrorKind::Render, "undefined value".to_owned()));
     }
+    let json = serde_json::to_value(&value)
+        .map_err(|e| (FieldErrorKind::Render, format!("cannot be represented as JSON: {e}")))?;
+    no_breach()?;
+    *output_left -= size;
+    Ok(json)
+}
+
+/// A breach shows through minijinja as whatever it broke (a failed write, an undefined value),
+/// so the recorded breach, if any, is the real reason.
+fn failure(error: &minijinja::Error) -> Failure {
+    match sandbox::breach() {
+        Some(breach) => (FieldErrorKind::Limit, breach.message()),
+        None if error.kind() == ErrorKind::OutOfFuel => (FieldErrorKind::Limit, describe(error)),
+        None => (FieldErrorKind::Render, describe(error)),
+    }
+}
+
+/// A deadline can also end an iteration early without an error; the result is then incomplete.
+fn no_breach() -> Result<(), Failure> {
+    sandbox::breach().map_or(Ok(()), |breach| Err((FieldErrorKind::Limit, breach.message())))
 }
 
 fn has_undefined(value: &minijinja::Value) -> bool {
@@ -169,143 +252,4 @@ fn describe(error: &minijinja::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn context(payload: Value) -> Value {
-        json!({
-            "event": "user.signed_up", "resource": "user", "resource_id": "u_1",
-            "workspace": "northstar", "id": "evt_01", "created_at": "2025-01-02T03:04:05Z",
-            "payload": payload,
-        })
-    }
-
-    fn render(fields: Value, payload: Value) -> Result<Value, FieldError> {
-        FieldTemplates::compile(&fields).expect("fields compile").render(&context(payload))
-    }
-
-    #[test]
-    fn renders_the_onboarding_example() {
-        let fields = json!({
-            "email": "{{ payload.email }}",
-            "properties": {"onboarding_step": "{{ payload.sequence_step }}", "label": "step {{ payload.sequence_step }} of 5"},
-            "tag": "onboarding-step-{{ payload.sequence_step + 1 }}",
-            "n": 7,
-        });
-        let rendered = render(fields, json!({"email": "alex@northstar.io", "sequence_step": 3})).unwrap();
-        assert_eq!(
-            rendered,
-            json!({
-                "email": "alex@northstar.io",
-                "properties": {"onboarding_step": 3, "label": "step 3 of 5"},
-                "tag": "onboarding-step-4",
-                "n": 7,
-            })
-        );
-    }
-
-    #[test]
-    fn lone_expression_keeps_the_json_type_of_its_value() {
-        let payload = json!({"n": 2.5, "ok": false, "obj": {"a": [1, "b"]}, "list": [1, 2], "none": null});
-        let fields = json!([
-            "{{ payload.n }}",
-            "{{ payload.ok }}",
-            "{{ payload.obj }}",
-            "{{ payload.list }}",
-            "{{ payload.none }}",
-            "{{ payload.list | length }}",
-            "{{ {'k': payload.n > 2} }}"
-        ]);
-        let rendered = render(fields, payload).unwrap();
-        assert_eq!(rendered, json!([2.5, false, {"a": [1, "b"]}, [1, 2], null, 2, {"k": true}]));
-    }
-
-    #[test]
-    fn lone_expression_allows_surrounding_whitespace_and_whitespace_control() {
-        let fields = json!({"a": "  {{ payload.n }}\n", "b": "{{- payload.n -}}", "c": "{{ {'k': {'v': payload.n}} }}",
-            "d": "{{ '}}' ~ \"\\\"}}\" }}"});
-        let rendered = render(fields, json!({"n": 4})).unwrap();
-        assert_eq!(rendered, json!({"a": 4, "b": 4, "c": {"k": {"v": 4}}, "d": "}}\"}}"}));
-    }
-
-    #[test]
-    fn any_other_string_renders_to_a_string() {
-        let fields = json!({"two": "{{ payload.n }}{{ payload.n }}", "pair": "{{ payload.n }} and {{ payload.n }}",
-            "plain": "hello", "block": "{% if payload.n > 1 %}big{% endif %}", "nested": "{{ [payload.n] }}}}",
-            "ends": "{{ payload.n }} {{ payload.n }}}}"});
-        let rendered = render(fields, json!({"n": 4})).unwrap();
-        let expected = json!({"two": "44", "pair": "4 and 4", "plain": "hello", "block": "big", "nested": "[4]}}",
-            "ends": "4 4}}"});
-        assert_eq!(rendered, expected);
-    }
-
-    #[test]
-    fn non_string_values_pass_through_unchanged() {
-        let fields = json!({"n": 1.5, "b": true, "z": null, "list": [1, {"x": false}]});
-        assert_eq!(render(fields.clone(), json!({})).unwrap(), fields);
-    }
-
-    #[test]
-    fn whole_context_is_available() {
-        let fields = json!("{{ event }}|{{ resource }}/{{ resource_id }}|{{ workspace }}|{{ id }}|{{ created_at }}");
-        let rendered = render(fields, json!({})).unwrap();
-        assert_eq!(rendered, json!("user.signed_up|user/u_1|northstar|evt_01|2025-01-02T03:04:05Z"));
-    }
-
-    #[test]
-    fn output_is_not_html_escaped() {
-        let rendered = render(json!("x {{ payload.s }}"), json!({"s": "<b>Tom & \"Jerry\"</b>"})).unwrap();
-        assert_eq!(rendered, json!("x <b>Tom & \"Jerry\"</b>"));
-    }
-
-    #[test]
-    fn undefined_variables_fail_naming_the_field() {
-        let fields = json!({"properties": {"ok": "{{ payload.n }}", "x": "{{ payload.nope }}"}});
-        let err = render(fields, json!({"n": 1})).unwrap_err();
-        assert_eq!(err.path, "properties.x");
-        assert!(err.message.contains("undefined"), "{err}");
-
-        let err = render(json!({"blocks": [{"text": "hi {{ nobody }}"}]}), json!({})).unwrap_err();
-        assert_eq!(err.path, "blocks[0].text");
-        assert!(err.message.contains("undefined"), "{err}");
-
-        let err = render(json!({"deep": "{{ payload.nope.deeper }}"}), json!({})).unwrap_err();
-        assert_eq!(err.path, "deep");
-
-        let err = render(json!({"list": ["{{ [1, {'k': payload.nope}] }}"]}), json!({})).unwrap_err();
-        assert_eq!((err.path.as_str(), err.message.as_str()), ("list[0]", "undefined value"));
-        assert_eq!(render(json!("{{ payload.nope | default(3) }}"), json!({})).unwrap(), json!(3));
-    }
-
-    #[test]
-    fn unknown_filters_fail() {
-        let err = FieldTemplates::compile(&json!({"e": "{{ payload.email | shout }}"}))
-            .and_then(|t| t.render(&context(json!({"email": "a@b.c"}))))
-            .unwrap_err();
-        assert_eq!(err.path, "e");
-        assert!(err.message.contains("shout"), "{err}");
-    }
-
-    #[test]
-    fn syntax_errors_are_reported_at_compile_with_the_path() {
-        let err = FieldTemplates::compile(&json!({"properties": {"onboarding_step": "{{ payload.step "}})).unwrap_err();
-        assert_eq!(err.path, "properties.onboarding_step");
-        assert!(err.message.starts_with("syntax error"), "{err}");
-
-        let err = FieldTemplates::compile(&json!({"blocks": [{"text": "ok"}, {"text": "{% if %}"}]})).unwrap_err();
-        assert_eq!(err.path, "blocks[1].text");
-        assert_eq!(err.to_string(), format!("field `blocks[1].text`: {}", err.message));
-
-        let err = FieldTemplates::compile(&json!(["{{ a b }}"])).unwrap_err();
-        assert_eq!(err.path, "[0]");
-    }
-
-    #[test]
-    fn runaway_templates_run_out_of_fuel() {
-        let burn = "{% for i in range(1000) %}{% for j in range(1000) %}{{ j }}{% endfor %}{% endfor %}";
-        let err = render(json!({"loop": burn}), json!({})).unwrap_err();
-        assert_eq!(err.path, "loop");
-        assert!(err.message.contains("fuel"), "{err}");
-    }
-}
+mod tests;

@@ -167,6 +167,9 @@ impl InvocationState {
             max_response_bytes: limits.max_response_body,
         };
 
+        // Every message is scrubbed before the guest or the record sees it: a
+        // transport may quote the destination, which holds substituted values
+        // (percent-encoded in a query, lower-cased in a host name).
         let response = match self.io.transport.execute(outbound).await {
             Ok(r) => r,
             Err(TransportError::Timeout) => return Err(E::Timeout),
@@ -179,8 +182,9 @@ impl InvocationState {
                 return Err(E::Denied(msg));
             }
             Err(TransportError::TooLarge(m)) => {
-                self.violate(Violation::Limit(m.clone()));
-                return Err(E::LimitExceeded(m));
+                let msg = secrets.scrub_str(&m);
+                self.violate(Violation::Limit(msg.clone()));
+                return Err(E::LimitExceeded(msg));
             }
         };
 

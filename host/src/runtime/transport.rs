@@ -41,6 +41,9 @@ pub struct InboundResponse {
     pub body: Vec<u8>,
 }
 
+/// Messages may quote the destination (a host name in a resolver error), so
+/// whoever shows one to a guest or a record scrubs it with the connection's
+/// secrets first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     #[error("request timed out")]
@@ -115,6 +118,11 @@ impl Transport for ReqwestTransport {
 }
 
 fn classify_reqwest(e: reqwest::Error) -> TransportError {
+    // reqwest's Display names the URL, and this URL has the secrets
+    // substituted: the message goes to the guest and the attempt record. The
+    // record already shows the guest's URL with placeholders; the caller also
+    // scrubs what is left (a resolver error naming the host).
+    let e = e.without_url();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
         if let Some(denied) = err.downcast_ref::<Denied>() {
