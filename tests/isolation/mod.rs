@@ -6,4 +6,5 @@
 mod egress;
 mod limits;
 mod routing;
+mod sandbox;
 mod secrets;

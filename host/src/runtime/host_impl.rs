@@ -26,6 +26,8 @@ const RECORDED_BODY_BYTES: usize = 4096;
 const MAX_LOG_LINES: usize = 100;
 const MAX_LOG_LINE_BYTES: usize = 2048;
 const MAX_CACHE_KEY_BYTES: usize = 512;
+/// `cache.set` calls that take effect per invocation (SPEC §12); later ones are ignored.
+const MAX_CACHE_WRITES: u32 = 100;
 const MAX_CACHE_VALUE_BYTES: usize = 64 << 10;
 const MAX_CACHE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -61,6 +63,7 @@ pub struct InvocationState {
     pub(super) logs: Vec<LogLine>,
     pub(super) violation: Option<Violation>,
     requests: u32,
+    cache_writes: u32,
     /// Epoch ticks charged to the guest (its CPU budget).
     pub(super) ticks: u64,
     /// The next epoch callback follows a host call: its tick was spent
@@ -94,6 +97,7 @@ impl InvocationState {
             requests: 0,
             ticks: 0,
             resumed_from_host: false,
+            cache_writes: 0,
         }
     }
 
@@ -103,6 +107,7 @@ impl InvocationState {
         self.logs.clear();
         self.violation = None;
         self.requests = 0;
+        self.cache_writes = 0;
         self.ticks = 0;
         self.resumed_from_host = false;
     }
@@ -255,11 +260,16 @@ impl http::Host for InvocationState {
                 types::SendError::Invalid(m) => StepError::Invalid(m.clone()),
             });
         }
+        // Only a request that went out waited on the network; a refused one
+        // (over the cap, egress, invalid) returned at once, so the guest's
+        // next tick is charged — a loop of refused sends spends its budget.
+        let went_out = step.response.is_some()
+            || matches!(step.error, Some(StepError::Timeout | StepError::Connect(_) | StepError::Interrupted(_)));
         // Past the request cap, stop recording: a loop of sends must not grow the record.
         if self.steps.len() <= self.io.limits.max_requests as usize {
             self.steps.push(step);
         }
-        self.resumed_from_host = true;
+        self.resumed_from_host = went_out;
         result
     }
 }
@@ -273,6 +283,16 @@ impl cache::Host for InvocationState {
     }
 
     async fn set(&mut self, key: String, value: String, ttl_seconds: u32) {
+        self.cache_writes += 1;
+        if self.cache_writes > MAX_CACHE_WRITES {
+            if self.cache_writes == MAX_CACHE_WRITES + 1 {
+                self.push_log(
+                    "warn",
+                    format!("cache.set ignored: more than {MAX_CACHE_WRITES} writes in one invocation"),
+                );
+            }
+            return;
+        }
         if key.len() > MAX_CACHE_KEY_BYTES || value.len() > MAX_CACHE_VALUE_BYTES {
             self.push_log(
                 "warn",
