@@ -33,16 +33,6 @@ pub trait Kv: Send + 'static {
     fn persist(&self) -> Result<()>;
 }
 
-/// Whether opening failed only because another instance still holds the
-/// engine's lock (a restart in the same process, a moment early).
-pub fn is_locked(e: &StoreError) -> bool {
-    let StoreError::Engine(inner) = e else { return false };
-    if let Some(fjall::Error::Locked) = inner.downcast_ref::<fjall::Error>() {
-        return true;
-    }
-    matches!(inner.downcast_ref::<sled::Error>(), Some(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock)
-}
-
 fn engine(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Engine(Box::new(e))
 }

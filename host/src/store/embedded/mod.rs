@@ -62,7 +62,7 @@ impl EmbeddedStore {
                 };
                 match opened {
                     Ok(kv) => break kv,
-                    Err(e) if tries < 100 && kv::is_locked(&e) => {
+                    Err(e) if tries < 100 && is_locked(&e) => {
                         tries += 1;
                         std::thread::sleep(Duration::from_millis(50));
                     }
@@ -73,6 +73,16 @@ impl EmbeddedStore {
         };
         Ok(EmbeddedStore { owner: Owner::start(open, config.timeout)? })
     }
+}
+
+fn is_locked(e: &StoreError) -> bool {
+    let text = e.to_string().to_lowercase();
+    let StoreError::Engine(inner) = e else { return false };
+    let inner = inner.to_string().to_lowercase();
+    text.contains("lock")
+        || inner.contains("lock")
+        || inner.contains("would block")
+        || inner.contains("resource temporarily unavailable")
 }
 
 /// Clone the arguments into the job and run `$body` with `t` = the tables.
