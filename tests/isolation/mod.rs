@@ -4,6 +4,7 @@
 //! slowdown for another workspace. One module per kind of input.
 
 mod egress;
+mod fairness;
 mod limits;
 mod routing;
 mod sandbox;

@@ -1,9 +1,11 @@
 //! Delivery: the scheduler claims due deliveries with a lease, within each
-//! connection's room (`limits.rs`), and hands them to workers that run one
+//! connection's room (`limits.rs`) and each workspace's share of the workers
+//! (`in_flight.rs`; the store takes turns between workspaces), and hands them to workers that run one
 //! attempt each in the sandbox and record it (`worker.rs`, policy in
 //! `retry.rs`). A lease that expires unfinished (the process died) is
 //! recorded by the store as an `interrupted` attempt when it is claimed again.
 
+mod in_flight;
 pub mod limits;
 pub mod retry;
 mod worker;
@@ -24,6 +26,7 @@ use crate::store::{ClaimPlan, Claimed};
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let workers = Arc::new(Semaphore::new(app.config.delivery.concurrency));
     let limits = limits::Limits::default();
+    let in_flight = in_flight::InFlight::default();
     let tracker = TaskTracker::new();
     let lease_ms = app.config.delivery.lease.as_millis() as i64;
     loop {
@@ -37,16 +40,19 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 limit: free,
                 default_room: app.config.delivery.per_connection_concurrency,
                 room: limits.rooms(now),
+                workers: app.config.delivery.concurrency,
+                in_flight: in_flight.snapshot(),
             };
             match app.store.claim_due(plan).await {
                 Ok(claimed) => {
                     full = claimed.len() == free;
                     for c in claimed {
                         let Ok(permit) = workers.clone().try_acquire_owned() else { break };
+                        let started = in_flight.start(&c.delivery.workspace);
                         let (app, limits) = (app.clone(), limits.clone());
                         tracker.spawn(async move {
                             dispatch(&app, &limits, c).await;
-                            drop(permit);
+                            drop((started, permit));
                             app.wake.notify_one();
                         });
                     }

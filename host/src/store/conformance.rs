@@ -19,7 +19,7 @@ fn open(engine: Engine, dir: &std::path::Path) -> EmbeddedStore {
 
 /// Claim everything due at `now` (no per-connection limits).
 fn plan(now: i64, limit: usize, lease_ms: i64) -> ClaimPlan {
-    ClaimPlan { now, lease_ms, limit, default_room: usize::MAX, room: Default::default() }
+    ClaimPlan { now, lease_ms, limit, default_room: usize::MAX, ..Default::default() }
 }
 
 async fn claim(s: &dyn Store, now: i64, limit: usize, lease_ms: i64) -> Vec<Delivery> {
@@ -203,6 +203,53 @@ async fn claims_respect_each_connections_room(s: &dyn Store) {
     assert_eq!(claim_plan(s, p).await.len(), 3, "the overall limit holds");
 }
 
+/// An event of `ws` with one delivery to each of `connections`.
+fn accept_to(ws: &str, event: &str, connections: &[&str], now: i64) -> Accept {
+    let mut a = accept(ws, event, connections.len(), None, now);
+    for (d, c) in a.deliveries.iter_mut().zip(connections) {
+        d.connection = c.to_string();
+    }
+    a
+}
+
+async fn claims_take_turns_between_workspaces_within_their_share(s: &dyn Store) {
+    for i in 0..6 {
+        accept1(s, accept_to("ws-busy", &format!("evt_b{i}"), &["busy_0", "busy_1"], i)).await;
+    }
+    accept1(s, accept_to("ws-quiet", "evt_q0", &["quiet_0"], 100)).await;
+    let turn = |d: &Vec<Delivery>| d.iter().map(|d| d.workspace.clone()).collect::<Vec<_>>();
+    let both = claim(s, 200, 2, 1000).await;
+    assert_eq!(
+        turn(&both),
+        ["ws-busy", "ws-quiet"],
+        "the quiet workspace's one delivery is not queued behind the backlog"
+    );
+    accept1(s, accept_to("ws-quiet", "evt_q1", &["quiet_0"], 150)).await;
+    assert_eq!(turn(&claim(s, 200, 1, 1000).await), ["ws-busy"], "turns go on from the workspace served last");
+    assert_eq!(turn(&claim(s, 200, 1, 1000).await), ["ws-quiet"]);
+    let busy = claim(s, 200, 100, 1000).await;
+    assert_eq!(busy.len(), 10, "alone, a workspace takes what is due");
+    let connections: Vec<&str> = busy.iter().take(4).map(|d| d.connection.as_str()).collect();
+    assert!(
+        connections[0] != connections[1] && connections[0..2] == connections[2..4],
+        "a workspace's connections take turns: {connections:?}"
+    );
+
+    // A share: 8 workers, two workspaces with work: at most 4 each in flight.
+    accept1(s, accept_to("ws-quiet", "evt_q2", &["quiet_0"], 300)).await;
+    accept1(s, accept_to("ws-busy", "evt_b9", &["busy_0", "busy_1"], 300)).await;
+    let mut p = plan(400, 100, 1000);
+    p.workers = 8;
+    p.in_flight = [("ws-busy".to_string(), 4)].into();
+    assert_eq!(turn(&claim_plan(s, p).await), ["ws-quiet"], "the busy workspace holds its share already");
+    let mut p = plan(400, 100, 1000);
+    p.workers = 8;
+    p.in_flight = [("ws-busy".to_string(), 5)].into();
+    assert_eq!(claim_plan(s, p.clone()).await.len(), 1, "alone, up to three quarters of the workers (6 of 8)");
+    p.in_flight = [("ws-busy".to_string(), 6)].into();
+    assert!(claim_plan(s, p).await.is_empty(), "and no more");
+}
+
 async fn claim_plan(s: &dyn Store, p: ClaimPlan) -> Vec<Delivery> {
     s.claim_due(p).await.unwrap().into_iter().map(|c| c.delivery).collect()
 }
@@ -317,6 +364,7 @@ macro_rules! every_case {
                 an_expired_lease_is_an_interrupted_attempt_and_three_in_a_row_fail,
                 retries_waits_and_requeues,
                 claims_respect_each_connections_room,
+                claims_take_turns_between_workspaces_within_their_share,
                 lists_by_status_through_indexes_in_full_pages,
                 cancels_and_final_stays_final,
                 sweeps_old_final_events_only,

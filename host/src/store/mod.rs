@@ -90,8 +90,12 @@ pub enum Next {
 
 /// How many deliveries one claim may take: `limit` in all, and per
 /// connection the room its concurrency and rate limits leave (`room`, or
-/// `default_room` for connections the scheduler has not seen yet). A
-/// connection with no room is skipped, not churned through the queue.
+/// `default_room` for connections the scheduler has not seen yet), and per
+/// workspace its fair share of the workers. A connection or workspace with
+/// no room is skipped, not churned through the queue. Claims take turns
+/// between workspaces (round robin, one delivery a turn, the first turn
+/// after the workspace served last) and, within a workspace, between its
+/// due connections, most overdue first.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimPlan {
     pub now: i64,
@@ -99,11 +103,28 @@ pub struct ClaimPlan {
     pub limit: usize,
     pub default_room: usize,
     pub room: std::collections::HashMap<String, usize>,
+    /// The scheduler's worker pool (0: no per-workspace share).
+    pub workers: usize,
+    /// Attempts in flight per workspace.
+    pub in_flight: std::collections::HashMap<String, usize>,
 }
 
 impl ClaimPlan {
     pub fn room_for(&self, connection: &str) -> usize {
         self.room.get(connection).copied().unwrap_or(self.default_room)
+    }
+
+    /// How many more attempts `workspace` may start, when `busy` workspaces
+    /// have work (in flight or due). Its share is an equal part of the
+    /// workers, never more than three quarters of them: a workspace whose
+    /// work arrives while another fills the pool finds free workers at once
+    /// instead of waiting for the other's attempts, which may be slow.
+    pub fn workspace_room(&self, workspace: &str, busy: usize) -> usize {
+        if self.workers == 0 {
+            return usize::MAX;
+        }
+        let share = self.workers.div_ceil(busy.max(1)).min(self.workers - self.workers / 4).max(1);
+        share.saturating_sub(self.in_flight.get(workspace).copied().unwrap_or(0))
     }
 }
 

@@ -8,7 +8,7 @@
 //! delivery records stay the truth on disk (with an `N/<id>` marker per
 //! active delivery); this index is rebuilt from them at open.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::model::{Delivery, DeliveryStatus};
 
@@ -28,6 +28,11 @@ pub struct Active {
     queues: HashMap<String, BTreeSet<(i64, String)>>,
     /// (earliest due time, connection) for every non-empty queue.
     heads: BTreeSet<(i64, String)>,
+    /// The workspace of every connection with a non-empty queue.
+    owner: HashMap<String, String>,
+    /// The workspace that took the last turn in a claim; the next claim
+    /// starts with the one after it, so turns go round across claims.
+    last_served: String,
     by_status: HashMap<(String, DeliveryStatus), BTreeSet<String>>,
     /// Per workspace: event id → its active deliveries.
     events: HashMap<String, BTreeMap<String, u32>>,
@@ -48,6 +53,7 @@ impl Active {
             due_at: d.due_at,
         };
         if let Some(at) = entry.due_at {
+            self.owner.entry(entry.connection.clone()).or_insert_with(|| entry.workspace.clone());
             let queue = self.queues.entry(entry.connection.clone()).or_default();
             let old_head = queue.first().map(|(t, _)| *t);
             queue.insert((at, d.id.clone()));
@@ -67,6 +73,7 @@ impl Active {
             queue.remove(&(at, id.to_string()));
             if queue.is_empty() {
                 self.queues.remove(&e.connection);
+                self.owner.remove(&e.connection);
             }
             self.reset_head(&e.connection, old_head);
         }
@@ -102,6 +109,25 @@ impl Active {
     /// Connections with something due at `now`, most overdue first.
     pub fn due_connections(&self, now: i64) -> Vec<String> {
         self.heads.iter().take_while(|(at, _)| *at <= now).map(|(_, c)| c.clone()).collect()
+    }
+
+    /// Workspaces with something due at `now`, each with its due
+    /// connections (most overdue first), in turn order: the workspaces after
+    /// the one served last (by id), then the rest.
+    pub fn due_by_workspace(&self, now: i64) -> Vec<(String, VecDeque<String>)> {
+        let mut by_workspace: BTreeMap<&str, VecDeque<String>> = BTreeMap::new();
+        for connection in self.due_connections(now) {
+            let workspace = self.owner.get(&connection).map_or("", String::as_str);
+            by_workspace.entry(workspace).or_default().push_back(connection);
+        }
+        let (before, after): (Vec<_>, Vec<_>) =
+            by_workspace.into_iter().partition(|(ws, _)| *ws <= self.last_served.as_str());
+        after.into_iter().chain(before).map(|(ws, c)| (ws.to_string(), c)).collect()
+    }
+
+    /// Record that `workspace` took a turn (see [`Self::due_by_workspace`]).
+    pub fn served(&mut self, workspace: &str) {
+        workspace.clone_into(&mut self.last_served);
     }
 
     /// Up to `n` (due time, id) of `connection` due at `now`, earliest first.

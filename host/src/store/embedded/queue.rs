@@ -142,19 +142,43 @@ impl Tables {
     }
 
     pub fn claim_due(&mut self, plan: &ClaimPlan) -> Result<Vec<Claimed>> {
+        let mut turns = self.active.due_by_workspace(plan.now);
+        let busy =
+            turns.iter().map(|(ws, _)| ws).chain(plan.in_flight.iter().filter(|(_, n)| **n > 0).map(|(ws, _)| ws));
+        let busy = busy.collect::<std::collections::HashSet<_>>().len();
+        let mut workspace_room: Vec<usize> = turns.iter().map(|(ws, _)| plan.workspace_room(ws, busy)).collect();
+        let mut connection_room = std::collections::HashMap::new();
         let mut claimed = Vec::new();
-        for connection in self.active.due_connections(plan.now) {
-            if claimed.len() >= plan.limit {
-                break;
-            }
-            let room = plan.room_for(&connection).min(plan.limit - claimed.len());
-            if room == 0 {
-                continue; // at its limits: leave its queue alone
-            }
-            for (at, id) in self.active.due_in(&connection, plan.now, room) {
-                if let Some(c) = self.claim_one(&id, at, plan)? {
-                    claimed.push(c);
+        while claimed.len() < plan.limit {
+            let mut progress = false;
+            for (i, (workspace, connections)) in turns.iter_mut().enumerate() {
+                if claimed.len() >= plan.limit {
+                    break;
                 }
+                // This workspace's turn: one delivery from its next connection with room.
+                while workspace_room[i] > 0
+                    && let Some(connection) = connections.pop_front()
+                {
+                    let room = connection_room.entry(connection.clone()).or_insert_with(|| plan.room_for(&connection));
+                    let Some((at, id)) = (*room > 0)
+                        .then(|| self.active.due_in(&connection, plan.now, 1))
+                        .and_then(|d| d.into_iter().next())
+                    else {
+                        continue; // at its limits or drained: out of this claim
+                    };
+                    *room -= 1;
+                    connections.push_back(connection);
+                    if let Some(c) = self.claim_one(&id, at, plan)? {
+                        claimed.push(c);
+                        workspace_room[i] -= 1;
+                        self.active.served(workspace);
+                    }
+                    progress = true;
+                    break;
+                }
+            }
+            if !progress {
+                break;
             }
         }
         Ok(claimed)
