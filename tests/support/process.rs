@@ -66,7 +66,7 @@ impl ServerProcess {
         command
             .arg("serve")
             .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("SWITCHBOARD_DATA_DIR", self.dir.path().join("data"))
+            .env("SWITCHBOARD_DATA_DIR", self.data_dir())
             .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
             .env("SWITCHBOARD_MASTER_KEY", &self.master_key)
             .env("SWITCHBOARD_CONNECTORS_DIR", guests)
@@ -126,6 +126,11 @@ impl ServerProcess {
             assert!(Instant::now() < deadline, "switchboard did not become ready within 60 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The server's data dir (it persists across `kill9` and `spawn`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     pub fn url(&self) -> String {

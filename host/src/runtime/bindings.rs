@@ -5,11 +5,14 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "connector",
     // Host calls that wait on the network or the store are async, so a
-    // guest never holds a runtime thread while they run.
+    // guest never holds a runtime thread while they run. `trappable` ones
+    // may end the invocation: the call past a per-invocation cap does not
+    // return to the guest (see `limits.rs`).
     imports: {
-        "switchboard:connector/http.send": async,
+        "switchboard:connector/http.send": async | trappable,
         "switchboard:connector/cache.get": async,
         "switchboard:connector/cache.set": async,
+        "switchboard:connector/log.log": trappable,
     },
     exports: { default: async },
 });

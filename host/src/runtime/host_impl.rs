@@ -1,5 +1,6 @@
 //! The host side of the WIT imports: `http.send` (egress policy, secret
-//! substitution, limits, recording), `cache`, `crypto`, `secrets` and `log`.
+//! substitution, limits, recording), `cache`, `crypto`, `secrets` and `log`,
+//! each counting its calls against the caps in `limits.rs`.
 //! One [`InvocationState`] lives in each invocation's `Store` and is dropped
 //! with it, so nothing leaks between invocations.
 
@@ -15,6 +16,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::SandboxLimits;
 use super::bindings::{cache, crypto, http, log, secrets, types};
+use super::limits::{
+    LimitReached, MAX_CACHE_BYTES_WRITTEN, MAX_CACHE_READS, MAX_CACHE_WRITES, MAX_LOG_CALLS, MAX_LOG_LINE_BYTES,
+    RECORDED_LOG_LINES,
+};
 use super::transport::{OutboundRequest, Transport, TransportError};
 use crate::attempt::{LogLine, Step, StepError, StepRequest, StepResponse, header_map};
 use crate::egress::EgressPolicy;
@@ -23,11 +28,7 @@ use crate::runtime::cache::ConnectorCache;
 use crate::secrets::{SecretSet, neutralize, neutralize_bytes, redact_header};
 
 const RECORDED_BODY_BYTES: usize = 4096;
-const MAX_LOG_LINES: usize = 100;
-const MAX_LOG_LINE_BYTES: usize = 2048;
 const MAX_CACHE_KEY_BYTES: usize = 512;
-/// `cache.set` calls that take effect per invocation (SPEC §12); later ones are ignored.
-const MAX_CACHE_WRITES: u32 = 100;
 const MAX_CACHE_VALUE_BYTES: usize = 64 << 10;
 const MAX_CACHE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -64,6 +65,11 @@ pub struct InvocationState {
     pub(super) violation: Option<Violation>,
     requests: u32,
     cache_writes: u32,
+    cache_bytes_written: usize,
+    cache_reads: u32,
+    log_calls: u32,
+    /// Log lines written but not kept in the record (past `RECORDED_LOG_LINES`).
+    logs_dropped: u32,
     /// Epoch ticks charged to the guest (its CPU budget).
     pub(super) ticks: u64,
     /// The next epoch callback follows a host call: its tick was spent
@@ -72,12 +78,10 @@ pub struct InvocationState {
 }
 
 impl InvocationState {
-    pub fn new(io: InvocationIo) -> Self {
-        // No preopened directories, environment, arguments, stdio or network:
-        // WASI is there so a std guest links; it reaches nothing through it.
-        // The builder's defaults already deny TCP, UDP and name lookups; say
-        // so explicitly so a wasmtime upgrade cannot quietly change it.
-        let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+    /// `attempt_time` (Unix seconds) is what the guest's WASI wall clock
+    /// reads for the whole invocation (see `wasi.rs`).
+    pub fn new(io: InvocationIo, attempt_time: u64) -> Self {
+        let wasi = super::wasi::context(attempt_time);
         let limits = StoreLimitsBuilder::new()
             .memory_size(io.limits.memory_bytes)
             .table_elements(100_000)
@@ -98,6 +102,10 @@ impl InvocationState {
             ticks: 0,
             resumed_from_host: false,
             cache_writes: 0,
+            cache_bytes_written: 0,
+            cache_reads: 0,
+            log_calls: 0,
+            logs_dropped: 0,
         }
     }
 
@@ -108,6 +116,10 @@ impl InvocationState {
         self.violation = None;
         self.requests = 0;
         self.cache_writes = 0;
+        self.cache_bytes_written = 0;
+        self.cache_reads = 0;
+        self.log_calls = 0;
+        self.logs_dropped = 0;
         self.ticks = 0;
         self.resumed_from_host = false;
     }
@@ -121,12 +133,6 @@ impl InvocationState {
     async fn execute(&mut self, req: &types::Request, record: &mut Step) -> Result<types::Response, types::SendError> {
         use types::SendError as E;
         let limits = self.io.limits.clone();
-        self.requests += 1;
-        if self.requests > limits.max_requests {
-            let msg = format!("more than {} HTTP requests in one invocation", limits.max_requests);
-            self.violate(Violation::Limit(msg.clone()));
-            return Err(E::LimitExceeded(msg));
-        }
         let body_len = req.body.as_ref().map_or(0, Vec::len);
         if body_len > limits.max_request_body {
             let msg = format!("request body of {body_len} bytes exceeds the {} byte limit", limits.max_request_body);
@@ -235,7 +241,7 @@ impl WasiView for InvocationState {
 impl types::Host for InvocationState {}
 
 impl http::Host for InvocationState {
-    async fn send(&mut self, req: types::Request) -> Result<types::Response, types::SendError> {
+    async fn send(&mut self, req: types::Request) -> wasmtime::Result<Result<types::Response, types::SendError>> {
         let started = Instant::now();
         let mut step = Step {
             request: StepRequest {
@@ -248,6 +254,18 @@ impl http::Host for InvocationState {
             error: None,
             duration_ms: 0.0,
         };
+        // Every call counts, refused ones too, so a loop of sends the egress
+        // policy refuses ends at the cap like any other. The call past the cap
+        // is recorded and does not return: the invocation ends there.
+        self.requests += 1;
+        let max_requests = self.io.limits.max_requests;
+        if self.requests > max_requests {
+            let msg = format!("tried to send more than {max_requests} HTTP requests in one invocation");
+            step.error = Some(StepError::LimitExceeded(msg.clone()));
+            self.steps.push(step);
+            self.violate(Violation::Limit(msg.clone()));
+            return Err(LimitReached(msg).into());
+        }
         let result = self.execute(&req, &mut step).await;
         step.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         if let Err(e) = &result {
@@ -261,24 +279,24 @@ impl http::Host for InvocationState {
             });
         }
         // Only a request that went out waited on the network; a refused one
-        // (over the cap, egress, invalid) returned at once, so the guest's
-        // next tick is charged — a loop of refused sends spends its budget.
+        // (egress, invalid, body over the cap) returned at once, so the
+        // guest's next tick is charged.
         let went_out = step.response.is_some()
             || matches!(step.error, Some(StepError::Timeout | StepError::Connect(_) | StepError::Interrupted(_)));
-        // Past the request cap, stop recording: a loop of sends must not grow the record.
-        if self.steps.len() <= self.io.limits.max_requests as usize {
-            self.steps.push(step);
-        }
+        self.steps.push(step);
         self.resumed_from_host = went_out;
-        result
+        Ok(result)
     }
 }
 
 impl cache::Host for InvocationState {
     async fn get(&mut self, key: String) -> Option<String> {
-        if key.len() > MAX_CACHE_KEY_BYTES {
+        self.cache_reads += 1;
+        if key.len() > MAX_CACHE_KEY_BYTES || self.cache_reads > MAX_CACHE_READS {
             return None;
         }
+        // Waiting on the store is not the guest's CPU (see `MAX_CACHE_READS`).
+        self.resumed_from_host = true;
         self.io.cache.get(&self.io.cache_scope, &key).await
     }
 
@@ -300,6 +318,20 @@ impl cache::Host for InvocationState {
             );
             return;
         }
+        let bytes = key.len() + value.len();
+        if self.cache_bytes_written + bytes > MAX_CACHE_BYTES_WRITTEN {
+            if self.cache_bytes_written <= MAX_CACHE_BYTES_WRITTEN {
+                self.push_log(
+                    "warn",
+                    format!("cache.set ignored: more than {MAX_CACHE_BYTES_WRITTEN} bytes written in one invocation"),
+                );
+            }
+            self.cache_bytes_written = MAX_CACHE_BYTES_WRITTEN + 1;
+            return;
+        }
+        self.cache_bytes_written += bytes;
+        // Capped above, so the wait on the store is not charged as CPU.
+        self.resumed_from_host = true;
         let ttl = match ttl_seconds {
             0 => MAX_CACHE_TTL,
             s => Duration::from_secs(s.into()).min(MAX_CACHE_TTL),
@@ -343,7 +375,13 @@ impl secrets::Host for InvocationState {
 }
 
 impl log::Host for InvocationState {
-    fn log(&mut self, level: log::Level, message: String) {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.log_calls += 1;
+        if self.log_calls > MAX_LOG_CALLS {
+            let msg = format!("logged more than {MAX_LOG_CALLS} lines in one invocation");
+            self.violate(Violation::Limit(msg.clone()));
+            return Err(LimitReached(msg).into());
+        }
         let level = match level {
             log::Level::Trace => "trace",
             log::Level::Debug => "debug",
@@ -352,12 +390,33 @@ impl log::Host for InvocationState {
             log::Level::Error => "error",
         };
         self.push_log(level, message);
+        Ok(())
     }
 }
 
 impl InvocationState {
+    /// The lines the attempt record keeps: those written up to
+    /// `RECORDED_LOG_LINES - 1`, then one saying how many more were not kept.
+    pub(super) fn take_logs(&mut self) -> Vec<LogLine> {
+        let mut logs = std::mem::take(&mut self.logs);
+        if self.logs_dropped > 0 {
+            logs.push(LogLine {
+                level: "warn".into(),
+                message: format!(
+                    "{} more log lines not recorded (an attempt keeps the first {})",
+                    self.logs_dropped,
+                    RECORDED_LOG_LINES - 1
+                ),
+            });
+        }
+        logs
+    }
+
+    /// Record a line (the guest's or the host's own note about the guest)
+    /// and pass it to the operator's log, while there is room in the record.
     fn push_log(&mut self, level: &str, mut message: String) {
-        if self.logs.len() >= MAX_LOG_LINES {
+        if self.logs.len() >= RECORDED_LOG_LINES - 1 {
+            self.logs_dropped += 1;
             return;
         }
         if message.len() > MAX_LOG_LINE_BYTES {

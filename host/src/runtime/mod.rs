@@ -2,26 +2,29 @@
 //! in a fresh, limited instance, returning a structured [`AttemptRecord`].
 //!
 //! One [`Runtime`] per process holds the engine (pooling allocator, epoch
-//! ticker) and the linker (our imports + a WASI p2 context that grants
-//! nothing). Each loaded version is a [`LoadedConnector`] holding its
+//! ticker) and the linker (our imports + WASI p2, whose per-store context
+//! grants nothing and whose clocks do not move: `wasi.rs`). Each loaded version is a [`LoadedConnector`] holding its
 //! pre-instantiated component and manifest. Every invocation gets a new
 //! `Store` with the memory cap, the CPU budget (epoch ticks, not counting
-//! host calls), the wall-clock budget and the HTTP limits of
-//! [`SandboxLimits`]; a trap kills only that store.
+//! time waiting on the network), the wall-clock budget, the HTTP limits of
+//! [`SandboxLimits`] and the per-invocation caps on host calls (`limits.rs`);
+//! a trap, or a call past a cap, ends only that store.
 
 mod bindings;
 pub mod cache;
 mod engine;
 mod host_impl;
+mod limits;
 pub mod transport;
+mod wasi;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store};
 
 use crate::attempt::AttemptRecord;
 use crate::egress::EgressPolicy;
@@ -31,44 +34,9 @@ use bindings::{Connector as ConnectorWorld, ConnectorPre, types};
 use cache::ConnectorCache;
 pub use host_impl::Labels;
 use host_impl::{InvocationIo, InvocationState};
+pub use limits::SandboxLimits;
+use limits::explain_trap;
 use transport::Transport;
-
-/// Per-invocation limits (SPEC §7 defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SandboxLimits {
-    /// Linear memory cap per instance.
-    pub memory_bytes: usize,
-    /// Guest CPU budget (time waiting for HTTP is not counted).
-    #[serde(with = "crate::config::duration")]
-    pub cpu: Duration,
-    /// Wall-clock budget for the whole invocation.
-    #[serde(with = "crate::config::duration")]
-    pub wall: Duration,
-    pub max_requests: u32,
-    pub max_request_body: usize,
-    pub max_response_body: usize,
-    /// Cap on each request's timeout.
-    #[serde(with = "crate::config::duration")]
-    pub request_timeout: Duration,
-    /// Instances that may exist at once (the pooling allocator's size).
-    pub max_concurrent_instances: u32,
-}
-
-impl Default for SandboxLimits {
-    fn default() -> Self {
-        SandboxLimits {
-            memory_bytes: 32 << 20,
-            cpu: Duration::from_millis(100),
-            wall: Duration::from_secs(30),
-            max_requests: 10,
-            max_request_body: 1 << 20,
-            max_response_body: 5 << 20,
-            request_timeout: Duration::from_secs(10),
-            max_concurrent_instances: 256,
-        }
-    }
-}
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -393,7 +361,8 @@ impl Runtime {
         let instance_pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = ConnectorPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let mut store = self.new_store(Labels::default(), Arc::new(SecretSet::default()), String::new(), Arc::new([]));
+        let mut store =
+            self.new_store(Labels::default(), Arc::new(SecretSet::default()), String::new(), Arc::new([]), unix_now());
         let described = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -415,8 +384,13 @@ impl Runtime {
             version: connector.manifest.version.clone(),
             ..Labels::default()
         };
-        let mut store =
-            self.new_store(labels, Arc::new(SecretSet::default()), String::new(), connector.allowed_hosts.clone());
+        let mut store = self.new_store(
+            labels,
+            Arc::new(SecretSet::default()),
+            String::new(),
+            connector.allowed_hosts.clone(),
+            unix_now(),
+        );
         let result = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = connector.pre.instantiate_async(&mut store).await?;
             instance.call_validate(&mut store, settings).await
@@ -434,9 +408,17 @@ impl Runtime {
     pub async fn invoke(&self, connector: &LoadedConnector, inv: Invocation, labels: Labels) -> AttemptRecord {
         let started_at = now_rfc3339();
         let started = Instant::now();
-        let mut store =
-            self.new_store(labels, inv.secrets.clone(), inv.cache_scope.clone(), connector.allowed_hosts.clone());
-        let event = wit_event(&inv);
+        // One reading for both `event.attempt-time` and the guest's frozen
+        // WASI wall clock, so the two always agree.
+        let attempt_time = unix_now();
+        let mut store = self.new_store(
+            labels,
+            inv.secrets.clone(),
+            inv.cache_scope.clone(),
+            connector.allowed_hosts.clone(),
+            attempt_time,
+        );
+        let event = wit_event(&inv, attempt_time);
         let result = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = connector.pre.instantiate_async(&mut store).await?;
             instance
@@ -459,6 +441,7 @@ impl Runtime {
         secrets: Arc<SecretSet>,
         cache_scope: String,
         allowed_hosts: Arc<[String]>,
+        attempt_time: u64,
     ) -> Store<InvocationState> {
         let io = InvocationIo {
             transport: self.inner.transport.clone(),
@@ -470,53 +453,11 @@ impl Runtime {
             limits: self.inner.limits.clone(),
             labels,
         };
-        let mut store = Store::new(&self.inner.engine, InvocationState::new(io));
+        let mut store = Store::new(&self.inner.engine, InvocationState::new(io, attempt_time));
         store.limiter(|s| &mut s.limits);
-        let budget_ticks = self.inner.limits.cpu.as_millis().div_ceil(engine::TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let state = ctx.data_mut();
-            if std::mem::take(&mut state.resumed_from_host) {
-                return Ok(UpdateDeadline::Yield(1));
-            }
-            state.ticks += 1;
-            if state.ticks > budget_ticks {
-                return Err(wasmtime::Error::new(CpuBudgetExceeded));
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
+        limits::charge_cpu(&mut store, self.inner.limits.cpu);
         store
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("guest exceeded its CPU budget")]
-struct CpuBudgetExceeded;
-
-/// A clear sentence for a failed guest call.
-fn explain_trap(e: &wasmtime::Error, store: &Store<InvocationState>) -> String {
-    let limits = &store.data().io.limits;
-    if e.downcast_ref::<CpuBudgetExceeded>().is_some() {
-        return format!("exceeded the guest CPU budget of {:?}", limits.cpu);
-    }
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        return match trap {
-            wasmtime::Trap::StackOverflow => "trapped: stack overflow (unbounded recursion?)".to_string(),
-            wasmtime::Trap::UnreachableCodeReached => "trapped: unreachable code reached (the connector panicked or aborted)".to_string(),
-            // Rust guests keep their stack in linear memory: overflowing it
-            // runs off the bottom of memory rather than the wasm call stack.
-            wasmtime::Trap::MemoryOutOfBounds => {
-                "trapped: out-of-bounds memory access (a stack overflow in the guest's shadow stack, or a memory-safety bug)".to_string()
-            }
-            wasmtime::Trap::Interrupt => format!("exceeded the guest CPU budget of {:?}", limits.cpu),
-            other => format!("trapped: {other}"),
-        };
-    }
-    let text = format!("{e:#}");
-    if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-        return format!("exceeded the memory limit of {} MiB: {text}", limits.memory_bytes >> 20);
-    }
-    format!("failed: {text}")
 }
 
 fn guest_failure(f: types::Failure) -> GuestFailure {
@@ -531,7 +472,7 @@ fn guest_failure(f: types::Failure) -> GuestFailure {
 
 /// The event as the guest sees it: everything that came from the emitter
 /// has its secret placeholders defused (see `secrets::neutralize`).
-fn wit_event(inv: &Invocation) -> types::Event {
+fn wit_event(inv: &Invocation, attempt_time: u64) -> types::Event {
     let defuse = |s: &str| neutralize(s).into_owned();
     types::Event {
         id: inv.event.id.clone(),
@@ -543,7 +484,7 @@ fn wit_event(inv: &Invocation) -> types::Event {
         created_at: inv.event.created_at.clone(),
         workspace: inv.event.workspace.clone(),
         attempt: inv.attempt,
-        attempt_time: jiff::Timestamp::now().as_second().max(0) as u64,
+        attempt_time,
     }
 }
 
@@ -553,7 +494,7 @@ fn finish(
     started_at: String,
     started: Instant,
     guest: GuestResult,
-    state: InvocationState,
+    mut state: InvocationState,
 ) -> AttemptRecord {
     let secrets = state.io.secrets.clone();
     let decision = decide(guest, state.violation.as_ref(), &state.steps);
@@ -569,9 +510,14 @@ fn finish(
         error: decision.error.map(|e| secrets.scrub_str(&e)),
         summary: decision.summary.map(|s| secrets.scrub_str(&s)),
         retry_after_ms: decision.retry_after_ms,
+        logs: state.take_logs(),
         steps: state.steps,
-        logs: state.logs,
     }
+}
+
+/// Now, in whole Unix seconds.
+fn unix_now() -> u64 {
+    jiff::Timestamp::now().as_second().max(0) as u64
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -594,7 +540,8 @@ impl Runtime {
         connector: &LoadedConnector,
         secrets: Arc<SecretSet>,
     ) -> anyhow::Result<ReusedInstance> {
-        let mut store = self.new_store(Labels::default(), secrets, "bench".into(), connector.allowed_hosts.clone());
+        let mut store =
+            self.new_store(Labels::default(), secrets, "bench".into(), connector.allowed_hosts.clone(), unix_now());
         let instance = connector.pre.instantiate_async(&mut store).await?;
         Ok(ReusedInstance { store, instance })
     }
@@ -604,7 +551,7 @@ impl ReusedInstance {
     #[doc(hidden)]
     pub async fn deliver(&mut self, inv: &Invocation) -> anyhow::Result<bool> {
         self.store.data_mut().reset_for_reuse();
-        let event = wit_event(inv);
+        let event = wit_event(inv, unix_now());
         let r = self.instance.call_deliver(&mut self.store, &event, &inv.action, &inv.fields, &inv.settings).await?;
         Ok(r.is_ok())
     }

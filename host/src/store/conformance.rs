@@ -6,8 +6,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use super::{
-    Accept, Accepted, ClaimPlan, DeliveryQuery, EmbeddedStore, Engine, EventQuery, MAX_INTERRUPTIONS, Next, Page,
-    Store, StoreConfig,
+    Accept, Accepted, CACHE_MAX_BYTES, CACHE_MAX_ENTRIES, CacheEntry, ClaimPlan, DeliveryQuery, EmbeddedStore, Engine,
+    EventQuery, MAX_INTERRUPTIONS, Next, Page, Store, StoreConfig,
 };
 use crate::attempt::AttemptRecord;
 use crate::model::{Delivery, DeliveryStatus, Event, EventStatus};
@@ -250,6 +250,31 @@ async fn claims_take_turns_between_workspaces_within_their_share(s: &dyn Store) 
     assert!(claim_plan(s, p).await.is_empty(), "and no more");
 }
 
+async fn the_cache_keeps_each_connections_quota_and_sweeps_expired_entries(s: &dyn Store) {
+    let entry = |value: &str, expires_at: i64| CacheEntry { value: value.into(), expires_at };
+    s.cache_set("c2", "neighbour", &entry("v", 10_000)).await.unwrap();
+    for i in 0..CACHE_MAX_ENTRIES {
+        s.cache_set("c1", &format!("k{i:04}"), &entry("v", 1_000 + i as i64)).await.unwrap();
+    }
+    s.cache_set("c1", "one-more", &entry("v", 9_000)).await.unwrap();
+    assert_eq!(s.cache_get("c1", "k0000", 0).await.unwrap(), None, "the entry expiring soonest made room");
+    assert!(s.cache_get("c1", "k0001", 0).await.unwrap().is_some());
+    assert!(s.cache_get("c1", "one-more", 0).await.unwrap().is_some());
+    assert!(s.cache_get("c2", "neighbour", 0).await.unwrap().is_some(), "another connection is untouched");
+
+    let big = "x".repeat(CACHE_MAX_BYTES / 2);
+    s.cache_set("c1", "big-1", &entry(&big, 9_500)).await.unwrap();
+    s.cache_set("c1", "big-2", &entry(&big, 9_500)).await.unwrap();
+    assert_eq!(s.cache_get("c1", "big-1", 0).await.unwrap(), None, "bytes are a quota too");
+    assert!(s.cache_get("c1", "big-2", 0).await.unwrap().is_some());
+    s.cache_set("c1", "too-big", &entry(&"x".repeat(CACHE_MAX_BYTES + 1), 9_500)).await.unwrap();
+    assert_eq!(s.cache_get("c1", "too-big", 0).await.unwrap(), None, "larger than the quota: not stored");
+
+    assert_eq!(s.cache_sweep(9_600, 10_000).await.unwrap(), 1, "only big-2 was left in c1, expired at 9,500");
+    assert_eq!(s.cache_sweep(9_600, 10_000).await.unwrap(), 0);
+    assert!(s.cache_get("c2", "neighbour", 0).await.unwrap().is_some());
+}
+
 async fn claim_plan(s: &dyn Store, p: ClaimPlan) -> Vec<Delivery> {
     s.claim_due(p).await.unwrap().into_iter().map(|c| c.delivery).collect()
 }
@@ -323,6 +348,8 @@ async fn survives_reopen(engine: Engine) {
         let s = open(engine, dir.path());
         accept1(&s, accept("ws", "evt_1", 1, None, 0)).await;
         accept1(&s, accept("ws", "evt_2", 1, None, 50)).await;
+        let half = CacheEntry { value: "x".repeat(CACHE_MAX_BYTES / 2), expires_at: 100 };
+        s.cache_set("c1", "kept", &half).await.unwrap();
     }
     // The first instance's owner thread lets go of the engine shortly after
     // its last handle drops; open retries while the lock is held.
@@ -330,6 +357,7 @@ async fn survives_reopen(engine: Engine) {
     assert!(s.event("ws", "evt_1").await.unwrap().is_some());
     assert_eq!(s.next_due(-1).await.unwrap(), Some(0), "the queue's heads are rebuilt");
     assert_eq!(claim(&s, 100, 10, 1000).await.len(), 2);
+    assert_eq!(s.cache_sweep(100, 10).await.unwrap(), 1, "the cache's expiry index is rebuilt");
 }
 
 /// One `#[tokio::test]` per case and backend.
@@ -365,6 +393,7 @@ macro_rules! every_case {
                 retries_waits_and_requeues,
                 claims_respect_each_connections_room,
                 claims_take_turns_between_workspaces_within_their_share,
+                the_cache_keeps_each_connections_quota_and_sweeps_expired_entries,
                 lists_by_status_through_indexes_in_full_pages,
                 cancels_and_final_stays_final,
                 sweeps_old_final_events_only,

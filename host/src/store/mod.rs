@@ -160,6 +160,11 @@ pub struct EventQuery {
     pub status: Option<EventStatus>,
 }
 
+/// Entries one connection's cache holds at most.
+pub const CACHE_MAX_ENTRIES: usize = 1_000;
+/// Bytes (keys and values) one connection's cache holds at most.
+pub const CACHE_MAX_BYTES: usize = 1 << 20;
+
 /// A cached value with its expiry (ms).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheEntry {
@@ -233,7 +238,12 @@ pub trait Store: Send + Sync + 'static {
 
     // --- the connector cache and replays -------------------------------------
     async fn cache_get(&self, connection: &str, key: &str, now: i64) -> Result<Option<String>>;
+    /// Store an entry within the connection's quota ([`CACHE_MAX_ENTRIES`],
+    /// [`CACHE_MAX_BYTES`] of keys and values): what expires soonest makes
+    /// room; an entry larger than the quota is not stored.
     async fn cache_set(&self, connection: &str, key: &str, entry: &CacheEntry) -> Result<()>;
+    /// Remove up to `max` entries expired at `now`; returns how many.
+    async fn cache_sweep(&self, now: i64, max: usize) -> Result<usize>;
     async fn put_replay(&self, job: &ReplayJob) -> Result<()>;
     async fn replay(&self, workspace: &str, id: &str) -> Result<Option<ReplayJob>>;
     async fn replays_pending(&self) -> Result<Vec<ReplayJob>>;

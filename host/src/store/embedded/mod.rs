@@ -3,6 +3,7 @@
 //! `queue.rs`, over fjall (the default) or sled (`kv.rs`).
 
 mod active;
+mod cache_index;
 mod kv;
 mod owner;
 mod queue;
@@ -200,6 +201,9 @@ impl Store for EmbeddedStore {
     }
     async fn cache_set(&self, connection: &str, key: &str, entry: &CacheEntry) -> Result<()> {
         on_owner!(self, false, |t, connection, key, entry| t.cache_set(&connection, &key, &entry))
+    }
+    async fn cache_sweep(&self, now: i64, max: usize) -> Result<usize> {
+        self.owner.call(false, move |t: &mut Tables| t.cache_sweep(now, max)).await
     }
     async fn put_replay(&self, job: &ReplayJob) -> Result<()> {
         on_owner!(self, false, |t, job| t.put_replay(&job))

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use super::super::keys::{self, after, end_of, key, prefix};
 use super::super::{CacheEntry, DeliveryQuery, EventQuery, Page, Result, StoreError};
 use super::active::Active;
+use super::cache_index::{self, CacheIndex};
 use super::kv::{Batch, Kv};
 use crate::attempt::AttemptRecord;
 use crate::model::{ApiKey, Connection, Delivery, Event, EventStatus, ReplayJob, Rule, Workspace};
@@ -16,6 +17,7 @@ use crate::model::{ApiKey, Connection, Delivery, Event, EventStatus, ReplayJob, 
 pub struct Tables {
     pub(super) kv: Box<dyn Kv>,
     pub(super) active: Active,
+    cache: CacheIndex,
     /// Where the retention sweep continues (an event key), so each bounded
     /// sweep call moves on instead of re-reading what it kept.
     sweep_from: Vec<u8>,
@@ -32,7 +34,7 @@ pub(super) fn decode<T: DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
 
 impl Tables {
     pub fn open(kv: Box<dyn Kv>) -> Result<Tables> {
-        let mut tables = Tables { kv, active: Active::default(), sweep_from: Vec::new() };
+        let mut tables = Tables { kv, active: Active::default(), cache: CacheIndex::default(), sweep_from: Vec::new() };
         // Rebuild the memory index from the active markers and their records.
         let pfx = prefix(keys::ACTIVE, &[]);
         let mut ids = Vec::new();
@@ -45,6 +47,7 @@ impl Tables {
                 tables.active.apply(&d);
             }
         }
+        tables.index_cache()?;
         Ok(tables)
     }
 
@@ -290,9 +293,59 @@ impl Tables {
         let entry: Option<CacheEntry> = self.get(&key(keys::CACHE, &[connection, k]))?;
         Ok(entry.filter(|e| e.expires_at > now).map(|e| e.value))
     }
-    pub fn cache_set(&self, connection: &str, k: &str, entry: &CacheEntry) -> Result<()> {
-        self.put(key(keys::CACHE, &[connection, k]), entry)
+    /// Store an entry, evicting what expires soonest in the connection's
+    /// cache when it is at its quota, in one batch. An entry larger than the
+    /// whole quota is not stored (a cache may forget; it must not grow).
+    pub fn cache_set(&mut self, connection: &str, k: &str, entry: &CacheEntry) -> Result<()> {
+        let bytes = cache_index::cost(k, &entry.value);
+        let Some(evict) = self.cache.evictions_for(connection, k, bytes) else { return Ok(()) };
+        let mut batch = Batch::default();
+        for old in &evict {
+            batch.remove(key(keys::CACHE, &[connection, old]));
+        }
+        batch.put(key(keys::CACHE, &[connection, k]), encode(entry));
+        self.kv.commit(batch)?;
+        for old in &evict {
+            self.cache.remove(connection, old);
+        }
+        self.cache.insert(connection, k, entry.expires_at, bytes);
+        Ok(())
     }
+
+    /// Remove up to `max` expired cache entries.
+    pub fn cache_sweep(&mut self, now: i64, max: usize) -> Result<usize> {
+        let expired = self.cache.expired(now, max);
+        let mut batch = Batch::default();
+        for (connection, k) in &expired {
+            batch.remove(key(keys::CACHE, &[connection, k]));
+        }
+        self.kv.commit(batch)?;
+        for (connection, k) in &expired {
+            self.cache.remove(connection, k);
+        }
+        Ok(expired.len())
+    }
+
+    /// Rebuild the cache's quota index from the cache table.
+    fn index_cache(&mut self) -> Result<()> {
+        let pfx = prefix(keys::CACHE, &[]);
+        let mut failed = None;
+        let cache = &mut self.cache;
+        self.kv.scan(&pfx, &end_of(&pfx), &mut |k, v| {
+            let rest = String::from_utf8_lossy(&k[pfx.len()..]).into_owned();
+            let Some((connection, name)) = rest.split_once(keys::SEP as char) else { return true };
+            match decode::<CacheEntry>(k, v) {
+                Ok(entry) => cache.insert(connection, name, entry.expires_at, cache_index::cost(name, &entry.value)),
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+        failed.map_or(Ok(()), Err)
+    }
+
     pub fn put_replay(&self, job: &ReplayJob) -> Result<()> {
         self.put(key(keys::REPLAY, &[&job.workspace, &job.id]), job)
     }
