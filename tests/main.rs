@@ -7,6 +7,7 @@ mod connectors;
 mod crash;
 mod crash_loop;
 mod delivery;
+mod devmode;
 mod engine;
 mod ingest;
 mod isolation;

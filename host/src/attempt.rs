@@ -13,6 +13,10 @@ use crate::outcome::Outcome;
 pub struct AttemptRecord {
     pub connector: String,
     pub connector_version: String,
+    /// SHA-256 (hex) of the component that ran; absent when none ran (the
+    /// attempt was cut short before, or was recorded by an older version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_sha256: Option<String>,
     /// 1-based attempt number within the delivery.
     pub n: u32,
     /// RFC 3339 UTC.

@@ -24,6 +24,7 @@ pub struct Config {
     pub master_key: Option<String>,
     /// Every `*.wasm` here is registered at start (the bundled connectors).
     pub connectors_dir: Option<PathBuf>,
+    pub registry: RegistryConfig,
     pub egress: EgressConfig,
     pub retry: RetryConfig,
     pub delivery: DeliveryConfig,
@@ -41,6 +42,7 @@ impl Default for Config {
             admin_token: None,
             master_key: None,
             connectors_dir: None,
+            registry: RegistryConfig::default(),
             egress: EgressConfig::default(),
             retry: RetryConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -50,6 +52,16 @@ impl Default for Config {
             store: StoreConfig::default(),
         }
     }
+}
+
+/// Development mode: `watch` reloads a connector in `connectors_dir` when
+/// its file changes (also `serve --dev`). Off by default: in production,
+/// whoever can write to that directory could otherwise swap a connector
+/// under running connections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

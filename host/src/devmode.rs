@@ -4,7 +4,12 @@
 //! the reason logged, and the version already registered keeps serving.
 //! Reloading a version that is already registered replaces it in place (an
 //! author rebuilding 0.1.0 again and again); attempts in flight finish on
-//! the build they started with.
+//! the build they started with, and every attempt records the SHA-256 of
+//! the build that ran it. A reload never lifts a block: a blocked version
+//! stays blocked whatever file takes its place.
+//!
+//! Only in development mode (`serve --dev` or `[registry] watch = true`):
+//! otherwise the directory is read once, at start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,8 +68,10 @@ async fn reload(app: &App, path: &Path) {
     match app.runtime.load_cached(&bytes, &app.artifacts_dir()).await {
         Ok((connector, compiled)) => {
             let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());
-            app.registry.replace(Entry { connector, origin: Origin::Bundled, compiled, blocked: false });
-            tracing::info!(connector = %name, %version, path = %path.display(), "dev mode: connector reloaded");
+            let blocked = app.registry.is_blocked(&name, &version);
+            let sha256 = connector.sha256().to_string();
+            app.registry.replace(Entry { connector, origin: Origin::Bundled, compiled, blocked });
+            tracing::info!(connector = %name, %version, %sha256, blocked, path = %path.display(), "dev mode: connector reloaded");
         }
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "dev mode: connector refused; the previous version keeps serving")

@@ -155,7 +155,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     let workers_up = Arc::new(AtomicBool::new(true));
     let delivery = tokio::spawn(crate::delivery::run(app.clone(), shutdown.clone()));
     let sweeper = tokio::spawn(sweep_loop(app.clone(), shutdown.clone()));
-    if let Some(dir) = app.config.connectors_dir.clone() {
+    if let Some(dir) = app.config.connectors_dir.clone().filter(|_| app.config.registry.watch) {
+        tracing::info!(dir = %dir.display(), "development mode: watching the connectors directory");
         crate::devmode::spawn(app.clone(), dir, shutdown.clone())?;
     }
     for mut job in app.store.replays_pending().await? {
@@ -165,25 +166,29 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     }
     let ready_app = app.clone();
     let ready_flag = workers_up.clone();
-    let router = crate::api::router(app.clone()).route(
-        "/readyz",
-        get(move || {
-            let app = ready_app.clone();
-            let flag = ready_flag.clone();
-            async move {
-                // Never waits on the store: a store stuck on one operation
-                // for longer than this is reported, not joined.
-                let stuck = app.store.busy_for().filter(|d| *d > STORE_STUCK_AFTER);
-                let workers = flag.load(Ordering::Relaxed);
-                let status = if stuck.is_none() && workers { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-                let store = match stuck {
-                    Some(d) => json!({"ok": false, "stuck_for_ms": d.as_millis() as u64}),
-                    None => json!({"ok": true}),
-                };
-                (status, Json(json!({"store": store, "workers": workers})))
-            }
-        }),
-    );
+    let router = crate::api::router(app.clone())
+        .route(
+            "/readyz",
+            get(move || {
+                let app = ready_app.clone();
+                let flag = ready_flag.clone();
+                async move {
+                    // Never waits on the store: a store stuck on one operation
+                    // for longer than this is reported, not joined.
+                    let stuck = app.store.busy_for().filter(|d| *d > STORE_STUCK_AFTER);
+                    let workers = flag.load(Ordering::Relaxed);
+                    let status =
+                        if stuck.is_none() && workers { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    let store = match stuck {
+                        Some(d) => json!({"ok": false, "stuck_for_ms": d.as_millis() as u64}),
+                        None => json!({"ok": true}),
+                    };
+                    (status, Json(json!({"store": store, "workers": workers})))
+                }
+            }),
+        )
+        // Added after `api::router`, so it needs the JSON 405 again.
+        .method_not_allowed_fallback(crate::api::extract::method_not_allowed);
     tracing::info!(listen = %listener.local_addr()?, "switchboard serving");
     // TCP_NODELAY: an answer written in two parts must not wait for the
     // client's delayed ACK (40 ms on Linux) before its second part leaves.

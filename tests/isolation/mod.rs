@@ -3,6 +3,7 @@
 //! time or a defined outcome at delivery time — never an abort, a hang or a
 //! slowdown for another workspace. One module per kind of input.
 
+mod api;
 mod disk;
 mod egress;
 mod fairness;

@@ -1,20 +1,23 @@
 //! Connections (SPEC §4): a workspace's configured instance of a connector.
 //! Secrets are write-only: sealed with the master key on the way in, shown
 //! by name only on the way out, never logged. A secret shorter than
-//! [`MIN_SECRET_BYTES`] and limits outside [`RATE_LIMIT_MAX`] and
-//! [`CONCURRENCY`] are refused with 422 naming the field (SPEC §12).
+//! [`MIN_SECRET_BYTES`] or longer than [`MAX_SECRET_BYTES`], limits outside
+//! [`RATE_LIMIT_MAX`] and [`CONCURRENCY`], names and references outside
+//! [`super::limits::NAME_CHARS`] and settings over [`MAX_SETTINGS_BYTES`]
+//! are refused with 422 naming the field (SPEC §12).
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::caller;
-use super::{ApiError, AppState, PageParams, Query, list, parse_body};
+use super::limits::{MAX_SECRET_BYTES, MAX_SETTINGS_BYTES, check_optional_name};
+use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::app::App;
 use crate::model::{Connection, new_id, now_ms, rfc3339};
 use crate::runtime::LoadedConnector;
@@ -83,9 +86,24 @@ fn resolve(app: &App, connector: &str, version: &str) -> Result<LoadedConnector,
         .ok_or_else(|| ApiError::unprocessable(format!("connector `{connector}` has no version `{version}`")))
 }
 
-/// A 422 for one field of the request, named as a path (`secrets.api_key`).
-fn invalid(path: &str, why: &str) -> ApiError {
-    ApiError::unprocessable(format!("`{path}` {why}")).with_error(json!({"path": path}))
+/// Names, references and new settings within their bounds; `None` is a
+/// field the request leaves unchanged.
+fn check_fields(
+    name: Option<&str>,
+    connector: Option<&str>,
+    version: Option<&str>,
+    settings: Option<&Value>,
+) -> Result<(), ApiError> {
+    check_optional_name("name", name)?;
+    check_optional_name("connector", connector)?;
+    check_optional_name("version", version)?;
+    match settings {
+        Some(s) if !s.is_object() => Err(ApiError::invalid("settings", "must be a JSON object")),
+        Some(s) if !crate::routing::fits_serialized(s, MAX_SETTINGS_BYTES) => {
+            Err(ApiError::invalid("settings", format!("must be at most {MAX_SETTINGS_BYTES} bytes serialized")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `rate_limit_per_second` and `concurrency`, checked; `None` leaves a value unset.
@@ -94,30 +112,42 @@ fn limits(rate: Option<Value>, concurrency: Option<Value>) -> Result<(Option<f64
         None => None,
         Some(v) => match v.as_f64() {
             Some(r) if r.is_finite() && r > 0.0 && r <= RATE_LIMIT_MAX => Some(r),
-            _ => return Err(invalid("rate_limit_per_second", "must be a number greater than 0 and at most 10000")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "rate_limit_per_second",
+                    "must be a number greater than 0 and at most 10000",
+                ));
+            }
         },
     };
     let concurrency = match concurrency {
         None => None,
         Some(v) => match v.as_u64().filter(|c| CONCURRENCY.contains(c)).and_then(|c| u32::try_from(c).ok()) {
             Some(c) => Some(c),
-            None => return Err(invalid("concurrency", "must be a whole number from 1 to 256")),
+            None => return Err(ApiError::invalid("concurrency", "must be a whole number from 1 to 256")),
         },
     };
     Ok((rate, concurrency))
 }
 
-/// Secrets being saved are long enough to be scrubbed safely: a short value
-/// would also match unrelated text. Values already stored are not re-checked,
-/// so a connection saved before this rule can still be renamed or paused.
+/// Secrets being saved are long enough to be scrubbed safely (a short value
+/// would also match unrelated text) and short enough to be scrubbed cheaply.
+/// Values already stored are not re-checked, so a connection saved before
+/// these rules can still be renamed or paused.
 fn check_secret_lengths<'a>(saved: impl IntoIterator<Item = (&'a String, &'a String)>) -> Result<(), ApiError> {
-    match saved.into_iter().find(|(_, value)| value.len() < MIN_SECRET_BYTES) {
-        Some((name, _)) => Err(invalid(
-            &format!("secrets.{name}"),
-            &format!("is shorter than {MIN_SECRET_BYTES} bytes; a secret this short cannot be redacted safely"),
-        )),
-        None => Ok(()),
+    for (name, value) in saved {
+        let path = format!("secrets.{name}");
+        if value.len() < MIN_SECRET_BYTES {
+            return Err(ApiError::invalid(
+                &path,
+                format!("is shorter than {MIN_SECRET_BYTES} bytes; a secret this short cannot be redacted safely"),
+            ));
+        }
+        if value.len() > MAX_SECRET_BYTES {
+            return Err(ApiError::invalid(&path, format!("is longer than {MAX_SECRET_BYTES} bytes")));
+        }
     }
+    Ok(())
 }
 
 /// Settings and secrets checked against the connector before anything is saved.
@@ -128,7 +158,7 @@ async fn check(
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), ApiError> {
     if !settings.is_object() {
-        return Err(ApiError::unprocessable("`settings` must be a JSON object"));
+        return Err(ApiError::invalid("settings", "must be a JSON object"));
     }
     let m = connector.manifest();
     for name in secrets.keys() {
@@ -157,11 +187,11 @@ async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(ws): Path<String>,
-    body: axum::body::Bytes,
+    Json(req): Json<CreateConnection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    let req: CreateConnection = parse_body(&body)?;
+    check_fields(Some(&req.name), Some(&req.connector), req.version.as_deref(), req.settings.as_ref())?;
     let (rate_limit_per_second, concurrency) = limits(req.rate_limit_per_second, req.concurrency)?;
     let version = req.version.unwrap_or_else(|| "latest".into());
     let connector = resolve(&app, &req.connector, &version)?;
@@ -220,11 +250,11 @@ async fn update(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    Json(req): Json<UpdateConnection>,
 ) -> Result<Json<Value>, ApiError> {
     caller(&app, &headers).await?.can_access(&ws)?;
     let mut c = load(&app, &ws, &id).await?;
-    let req: UpdateConnection = parse_body(&body)?;
+    check_fields(req.name.as_deref(), None, req.version.as_deref(), req.settings.as_ref())?;
     let (rate_limit_per_second, concurrency) = limits(req.rate_limit_per_second, req.concurrency)?;
     let mut secrets = app
         .master_key

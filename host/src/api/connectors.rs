@@ -5,14 +5,14 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::auth::caller;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Path};
 use crate::app::App;
 use crate::model::{Connection, VERSION_BLOCKED, now_ms};
 use crate::registry::{Entry, Origin, RegistryError};

@@ -44,6 +44,22 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message) }
     }
+    /// A 422 for one field of the request body, named as a JSON path
+    /// (`secrets.api_key`) in the message and in `error.path`.
+    pub fn invalid(path: &str, why: impl std::fmt::Display) -> Self {
+        Self::unprocessable(format!("`{path}` {why}")).with_error(json!({"path": path}))
+    }
+    /// A 413 naming the limit the body broke.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body is larger than the {limit} byte limit"))
+    }
+    /// A 415 naming the content type the request sent.
+    pub fn not_json(content_type: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type must be application/json, got `{content_type}`"),
+        )
+    }
     pub fn with_error(mut self, error: Value) -> Self {
         self.error = Some(error);
         self

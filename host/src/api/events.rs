@@ -1,15 +1,16 @@
 //! Events, deliveries, attempts and replays (SPEC §4, §6): what happened to
 //! everything a workspace emitted, and the levers to retry, cancel and replay.
 
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::caller;
-use super::{ApiError, AppState, PageParams, Query, list, parse_body};
+use super::limits::check_optional_name;
+use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::app::App;
 use crate::model::{Delivery, DeliveryStatus, Event, EventStatus, ReplayJob, new_id, now_ms, rfc3339};
 use crate::store::{DeliveryQuery, EventQuery, Page};
@@ -74,7 +75,7 @@ async fn list_events(
     let status = match &p.status {
         Some(s) => Some(
             EventStatus::parse(s)
-                .ok_or_else(|| ApiError::bad_request("status must be completed, failed or processing"))?,
+                .ok_or_else(|| ApiError::bad_request("`status` must be completed, failed or processing"))?,
         ),
         None => None,
     };
@@ -145,7 +146,11 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> 
 fn parse_status(v: &Option<String>) -> Result<Option<DeliveryStatus>, ApiError> {
     v.as_ref()
         .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown delivery status `{s}`")))
+            DeliveryStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "`status` must be pending, processing, retrying, waiting, completed, failed or canceled",
+                )
+            })
         })
         .transpose()
 }
@@ -247,18 +252,26 @@ fn replay_view(j: &ReplayJob) -> Value {
            "created_at": rfc3339(j.created_at)})
 }
 
+/// A fault in a field of the replay body: the same words as for the query
+/// parameter of that name, as a 422 naming the field.
+fn in_body(field: &'static str) -> impl FnOnce(ApiError) -> ApiError {
+    move |e| ApiError::unprocessable(e.message).with_error(json!({"path": field}))
+}
+
 async fn create_replay(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(ws): Path<String>,
-    body: axum::body::Bytes,
+    Json(b): Json<ReplayBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    let b: ReplayBody = parse_body(&body)?;
-    let status = parse_status(&b.status.or(Some("failed".into())))?.unwrap_or(DeliveryStatus::Failed);
+    check_optional_name("connection", b.connection.as_deref())?;
+    check_optional_name("rule", b.rule.as_deref())?;
+    let status = parse_status(&b.status.or(Some("failed".into()))).map_err(in_body("status"))?;
+    let status = status.unwrap_or(DeliveryStatus::Failed);
     if !matches!(status, DeliveryStatus::Failed | DeliveryStatus::Completed | DeliveryStatus::Canceled) {
-        return Err(ApiError::bad_request("replay `status` must be failed, completed or canceled"));
+        return Err(ApiError::invalid("status", "must be failed, completed or canceled"));
     }
     let mut job = ReplayJob {
         id: new_id("rpl_"),
@@ -266,8 +279,8 @@ async fn create_replay(
         status,
         connection: b.connection,
         rule: b.rule,
-        since: parse_time("since", &b.since)?,
-        until: parse_time("until", &b.until)?,
+        since: parse_time("since", &b.since).map_err(in_body("since"))?,
+        until: parse_time("until", &b.until).map_err(in_body("until"))?,
         matched: 0,
         requeued: 0,
         state: "pending".into(),

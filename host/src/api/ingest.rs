@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use tower_http::cors::{Any, CorsLayer};
 
 use super::auth::{hash_key, ingest_key};
+use super::limits::{MAX_DEPTH, MAX_EVENT_FIELD_BYTES, nests_deeper};
 use super::{ApiError, AppState};
 use crate::app::App;
 use crate::app::CompiledRule;
@@ -21,7 +22,6 @@ use crate::model::{ApiKey, Delivery, DeliveryStatus, Event, new_id, now_ms, rfc3
 use crate::store::{Accept, Accepted};
 
 const MAX_BULK: usize = 100;
-const MAX_NAME: usize = 256;
 
 pub fn router(app: &App) -> Router<AppState> {
     // Publishable keys are browser-safe: answer CORS for any origin.
@@ -29,6 +29,9 @@ pub fn router(app: &App) -> Router<AppState> {
     Router::new()
         .route("/api/v1/events", post(emit))
         .route("/api/v1/events/bulk", post(emit_bulk))
+        // Here rather than with the others in `api::router`: set before the
+        // layers, the 405 answer passes through CORS (and so does a preflight).
+        .method_not_allowed_fallback(super::extract::method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.ingest.max_body_bytes))
         .layer(cors)
 }
@@ -107,20 +110,10 @@ fn rate_limit(app: &App, key: &ApiKey, events: usize) -> Result<(), ApiError> {
 /// The body as JSON, or the error that names why not.
 fn json_body(app: &App, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let bytes = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body is larger than the {} byte limit", app.config.ingest.max_body_bytes),
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(app.config.ingest.max_body_bytes),
         _ => ApiError::bad_request(format!("cannot read the body: {e}")),
     })?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim();
-    if !mime.eq_ignore_ascii_case("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("content type must be application/json, got `{content_type}`"),
-        ));
-    }
+    super::extract::require_json(headers)?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
@@ -135,6 +128,11 @@ fn plan(
     let name = required_str(obj, "event")?;
     let payload = match obj.get("payload") {
         Some(Value::Object(p)) if p.is_empty() => return Err(ApiError::unprocessable("`payload` is empty")),
+        // Parsed, so within serde_json's 128 levels; the payload is walked by
+        // filters and templates on every delivery, so it is held to less.
+        Some(p @ Value::Object(_)) if nests_deeper(p, MAX_DEPTH) => {
+            return Err(ApiError::invalid("payload", format!("nests deeper than {MAX_DEPTH} levels")));
+        }
         Some(Value::Object(p)) => p,
         Some(_) => return Err(ApiError::bad_request("`payload` must be a JSON object")),
         None => return Err(ApiError::bad_request("`payload` is required")),
@@ -200,8 +198,8 @@ fn plan(
 fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, ApiError> {
     match obj.get(field) {
         Some(Value::String(s)) if s.trim().is_empty() => Err(ApiError::bad_request(format!("`{field}` is empty"))),
-        Some(Value::String(s)) if s.len() > MAX_NAME => {
-            Err(ApiError::bad_request(format!("`{field}` is longer than {MAX_NAME} bytes")))
+        Some(Value::String(s)) if s.len() > MAX_EVENT_FIELD_BYTES => {
+            Err(ApiError::bad_request(format!("`{field}` is longer than {MAX_EVENT_FIELD_BYTES} bytes")))
         }
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(ApiError::bad_request(format!("`{field}` must be a string"))),

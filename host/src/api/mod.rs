@@ -1,59 +1,60 @@
 //! The HTTP API: one `router()` per resource, merged here. Handlers return
 //! `Result<_, ApiError>`; auth is checked in each handler through `Caller`.
+//! Every refusal is JSON: the extractors in `extract` and the 404/405
+//! fallbacks set here stand in for axum's plain-text answers.
 
 pub mod auth;
 pub mod connections;
 pub mod connectors;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod ingest;
+pub mod limits;
 pub mod rules;
 pub mod workspaces;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
 pub use error::ApiError;
+pub use extract::{Json, Path, Query};
 
 pub type AppState = Arc<App>;
 
 pub fn router(app: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
-        .merge(ingest::router(&app))
+    let management = Router::new()
         .merge(workspaces::router())
         .merge(connections::router())
         .merge(connectors::router())
         .merge(rules::router())
         .merge(events::router())
+        // A route with a limit of its own (connector uploads) keeps it: that layer is inner.
+        .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .merge(ingest::router(&app))
+        .merge(management)
+        // Last: it applies to the routes present when it is called.
+        .method_not_allowed_fallback(extract::method_not_allowed)
+        .fallback(extract::not_found)
         .with_state(app)
 }
 
-/// `axum::extract::Query` whose rejection is a JSON `ApiError` naming the fault.
-#[derive(Debug)]
-pub struct Query<T>(pub T);
+/// How many records one page may hold (SPEC §4).
+pub const PAGE_LIMIT: std::ops::RangeInclusive<usize> = 1..=200;
+/// A cursor is a record id; anything much longer is not one.
+pub const MAX_CURSOR_BYTES: usize = 256;
 
-impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))
-    }
-}
-
-/// `?limit=&cursor=` as SPEC §4 defines them.
+/// `?limit=&cursor=` as SPEC §4 defines them. Like every query fault, one
+/// out of range is a 400: the query is part of the request target, and
+/// `limit=0` should not answer differently from `limit=zero`.
 #[derive(Debug, Deserialize)]
 pub struct PageParams {
     pub limit: Option<usize>,
@@ -63,8 +64,12 @@ pub struct PageParams {
 impl PageParams {
     pub fn page(&self) -> Result<crate::store::Page, ApiError> {
         let limit = self.limit.unwrap_or(50);
-        if !(1..=200).contains(&limit) {
-            return Err(ApiError::bad_request("limit must be between 1 and 200"));
+        if !PAGE_LIMIT.contains(&limit) {
+            let (min, max) = (PAGE_LIMIT.start(), PAGE_LIMIT.end());
+            return Err(ApiError::bad_request(format!("`limit` must be between {min} and {max}")));
+        }
+        if self.cursor.as_ref().is_some_and(|c| c.len() > MAX_CURSOR_BYTES) {
+            return Err(ApiError::bad_request(format!("`cursor` must be at most {MAX_CURSOR_BYTES} bytes")));
         }
         Ok(crate::store::Page { cursor: self.cursor.clone(), limit })
     }
@@ -81,9 +86,4 @@ pub fn list(records: Vec<Value>, limit: usize, last_id: Option<String>) -> Value
 pub fn list_all(records: Vec<Value>) -> Value {
     let n = records.len();
     json!({"count": n, "limit": n, "next_cursor": null, "records": records})
-}
-
-/// Parse a JSON body with a message naming what is wrong.
-pub fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }

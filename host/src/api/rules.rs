@@ -3,16 +3,19 @@
 //! the path of any fault in the message and the body's `path`: filters
 //! against their limits (SPEC §12), templates by compiling them and by a dry
 //! render against a sample event, which must stay within the render bounds.
+//! Event names and resources are held to what ingest accepts, references to
+//! the name bounds (`api::limits`).
 
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::caller;
-use super::{ApiError, AppState, PageParams, Query, list, parse_body};
+use super::limits::{check_event_field, check_name};
+use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::app::App;
 use crate::model::{Rule, new_id, now_ms, rfc3339};
 use crate::routing::fields::{FieldError, FieldTemplates};
@@ -47,9 +50,12 @@ fn view(r: &Rule) -> Value {
 
 /// Everything a rule refers to must exist and parse, within the limits of SPEC §12.
 async fn validate(app: &App, r: &Rule) -> Result<(), ApiError> {
-    if r.event.trim().is_empty() {
-        return Err(ApiError::bad_request("`event` is required"));
+    check_event_field("event", &r.event)?;
+    for (field, value) in [("resource", &r.resource), ("resource_id", &r.resource_id)] {
+        value.as_deref().map_or(Ok(()), |v| check_event_field(field, v))?;
     }
+    check_name("connection", &r.connection)?;
+    check_name("action", &r.action)?;
     let connection =
         app.store.connection(&r.workspace, &r.connection).await?.ok_or_else(|| {
             ApiError::unprocessable(format!("connection `{}` not found in this workspace", r.connection))
@@ -88,21 +94,21 @@ async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(ws): Path<String>,
-    body: axum::body::Bytes,
+    Json(b): Json<RuleBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    let b: RuleBody = parse_body(&body)?;
+    let required = |field: &str| ApiError::invalid(field, "is required");
     let now = now_ms();
     let rule = Rule {
         id: new_id("rule_"),
         workspace: ws.clone(),
-        event: b.event.ok_or_else(|| ApiError::bad_request("`event` is required"))?,
+        event: b.event.ok_or_else(|| required("event"))?,
         resource: b.resource,
         resource_id: b.resource_id,
         filter: b.filter,
-        connection: b.connection.ok_or_else(|| ApiError::bad_request("`connection` is required"))?,
-        action: b.action.ok_or_else(|| ApiError::bad_request("`action` is required"))?,
+        connection: b.connection.ok_or_else(|| required("connection"))?,
+        action: b.action.ok_or_else(|| required("action"))?,
         fields: b.fields.unwrap_or_else(|| json!({})),
         active: b.active.unwrap_or(true),
         created_at: now,
@@ -157,11 +163,10 @@ async fn update(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    Json(b): Json<RuleBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller(&app, &headers).await?.can_access(&ws)?;
     let mut rule = load(&app, &ws, &id).await?;
-    let b: RuleBody = parse_body(&body)?;
     if let Some(v) = b.event {
         rule.event = v;
     }

@@ -1,16 +1,17 @@
 //! Workspaces and their keys (SPEC §4). Keys are shown once, at creation,
 //! and stored only as SHA-256; revocation takes effect on the next request.
 
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get};
-use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Caller, caller, hash_key};
-use super::{ApiError, AppState, PageParams, Query, list, parse_body};
+use super::limits::check_name;
+use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::model::{ApiKey, KeyKind, Workspace, new_id, now_ms, rfc3339};
 
 pub fn router() -> Router<AppState> {
@@ -59,14 +60,11 @@ pub fn mint_key(workspace: &str, kind: KeyKind) -> (ApiKey, String) {
 async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Json(req): Json<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller(&app, &headers).await?.require_admin()?;
-    let req: CreateWorkspace = parse_body(&body)?;
     let name = req.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::bad_request("`name` must be 1 to 200 characters"));
-    }
+    check_name("name", name)?;
     let ws = Workspace { id: new_id("ws-"), name: name.to_string(), created_at: now_ms() };
     app.store.put_workspace(&ws).await?;
     let (publishable, pub_text) = mint_key(&ws.id, KeyKind::Publishable);
@@ -118,11 +116,11 @@ async fn create_key(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(ws): Path<String>,
-    body: axum::body::Bytes,
+    body: Option<Json<CreateKey>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    let req: CreateKey = if body.is_empty() { CreateKey::default() } else { parse_body(&body)? };
+    let req = body.map(|Json(b)| b).unwrap_or_default();
     let (key, text) = mint_key(&ws, req.kind.unwrap_or(KeyKind::Secret));
     app.put_key(&key).await?;
     let mut out = key_view(&key);

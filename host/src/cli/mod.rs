@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// config file and the environment).
     #[arg(long, value_name = "DIR")]
     pub connectors_dir: Option<PathBuf>,
+    /// Development mode: reload a connector in the connectors directory
+    /// when its file changes (`[registry] watch = true`).
+    #[arg(long)]
+    pub dev: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +161,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.connectors_dir {
         config.connectors_dir = Some(dir);
     }
+    config.registry.watch |= args.dev;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -124,6 +124,7 @@ fn synthetic(connection: &Connection, version: &str, n: u32, outcome: Outcome, e
     AttemptRecord {
         connector: connection.connector.clone(),
         connector_version: version.to_string(),
+        component_sha256: None,
         n,
         started_at: rfc3339(now_ms()),
         duration_ms: 0.0,
@@ -140,6 +141,7 @@ async fn finish_without_run(app: &App, d: &Delivery, lease: &str, outcome: Outco
     let record = AttemptRecord {
         connector: d.connector.clone(),
         connector_version: d.connector_version.clone().unwrap_or_default(),
+        component_sha256: None,
         n: d.attempt_count + 1,
         started_at: rfc3339(now_ms()),
         duration_ms: 0.0,

@@ -191,6 +191,8 @@ pub struct LoadedConnector {
     pre: ConnectorPre<InvocationState>,
     manifest: Arc<ConnectorManifest>,
     allowed_hosts: Arc<[String]>,
+    /// SHA-256 (hex) of the component's bytes: which build ran an attempt.
+    sha256: Arc<str>,
 }
 
 impl std::fmt::Debug for LoadedConnector {
@@ -206,6 +208,16 @@ impl LoadedConnector {
     pub fn manifest(&self) -> &ConnectorManifest {
         &self.manifest
     }
+
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The event as a connector receives it.
@@ -292,7 +304,7 @@ impl Runtime {
     /// Compile and link a component, then run its `describe` in the sandbox.
     pub async fn load(&self, bytes: &[u8]) -> Result<LoadedConnector, LoadError> {
         let component = self.compile(bytes)?;
-        self.load_component(component).await
+        self.load_component(component, sha256_hex(bytes)).await
     }
 
     /// `load`, reusing a compiled artifact from `artifacts` when this engine
@@ -301,11 +313,12 @@ impl Runtime {
     pub async fn load_cached(&self, bytes: &[u8], artifacts: &Path) -> Result<(LoadedConnector, bool), LoadError> {
         // Compiling takes CPU for ~100 ms and the artifact cache is files:
         // both off the async workers.
-        let (runtime, bytes, artifacts) = (self.clone(), bytes.to_vec(), artifacts.to_path_buf());
-        let (component, compiled) = tokio::task::spawn_blocking(move || runtime.compile_cached(&bytes, &artifacts))
+        let (runtime, owned, artifacts) = (self.clone(), bytes.to_vec(), artifacts.to_path_buf());
+        let (component, compiled) = tokio::task::spawn_blocking(move || runtime.compile_cached(&owned, &artifacts))
             .await
             .map_err(|e| LoadError::NotAComponent(format!("compilation stopped: {e}")))??;
-        Ok((self.load_component(component).await?, compiled))
+        let sha256 = sha256_hex(bytes);
+        Ok((self.load_component(component, sha256).await?, compiled))
     }
 
     fn compile_cached(&self, bytes: &[u8], artifacts: &Path) -> Result<(Component, bool), LoadError> {
@@ -347,17 +360,15 @@ impl Runtime {
 
     /// SHA-256 of the component and this engine's compatibility hash.
     fn artifact_key(&self, bytes: &[u8]) -> String {
-        use sha2::Digest;
         use std::hash::{Hash, Hasher};
         let mut engine = std::collections::hash_map::DefaultHasher::new();
         self.inner.engine.precompile_compatibility_hash().hash(&mut engine);
-        let digest = sha2::Sha256::digest(bytes);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{hex}-{:016x}", engine.finish())
+        format!("{}-{:016x}", sha256_hex(bytes), engine.finish())
     }
 
-    /// Link an already compiled component and read its manifest.
-    pub async fn load_component(&self, component: Component) -> Result<LoadedConnector, LoadError> {
+    /// Link an already compiled component (whose bytes hash to `sha256`)
+    /// and read its manifest.
+    pub async fn load_component(&self, component: Component, sha256: String) -> Result<LoadedConnector, LoadError> {
         let instance_pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = ConnectorPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
@@ -374,7 +385,7 @@ impl Runtime {
             Ok(Ok(m)) => ConnectorManifest::from_wit(m)?,
         };
         let allowed_hosts: Arc<[String]> = manifest.allowed_hosts.clone().into();
-        Ok(LoadedConnector { pre, manifest: Arc::new(manifest), allowed_hosts })
+        Ok(LoadedConnector { pre, manifest: Arc::new(manifest), allowed_hosts, sha256: sha256.into() })
     }
 
     /// Run the connector's `validate` on settings (JSON text).
@@ -432,7 +443,7 @@ impl Runtime {
             Ok(Ok(Ok(summary))) => GuestResult::Ok(summary),
             Ok(Ok(Err(f))) => GuestResult::Failed(guest_failure(f)),
         };
-        finish(&connector.manifest, inv.attempt, started_at, started, guest, store.into_data())
+        finish(connector, inv.attempt, started_at, started, guest, store.into_data())
     }
 
     fn new_store(
@@ -489,7 +500,7 @@ fn wit_event(inv: &Invocation, attempt_time: u64) -> types::Event {
 }
 
 fn finish(
-    manifest: &ConnectorManifest,
+    connector: &LoadedConnector,
     n: u32,
     started_at: String,
     started: Instant,
@@ -498,9 +509,11 @@ fn finish(
 ) -> AttemptRecord {
     let secrets = state.io.secrets.clone();
     let decision = decide(guest, state.violation.as_ref(), &state.steps);
+    let manifest = &connector.manifest;
     AttemptRecord {
         connector: manifest.name.clone(),
         connector_version: manifest.version.clone(),
+        component_sha256: Some(connector.sha256.to_string()),
         n,
         started_at,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,

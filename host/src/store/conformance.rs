@@ -74,6 +74,7 @@ fn record(n: u32, outcome: Outcome) -> AttemptRecord {
     AttemptRecord {
         connector: "webhook".into(),
         connector_version: "0.1.0".into(),
+        component_sha256: None,
         n,
         started_at: "2026-01-01T00:00:00Z".into(),
         duration_ms: 1.0,

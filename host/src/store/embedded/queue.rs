@@ -315,6 +315,7 @@ fn interrupted(d: &Delivery, n: u32, now: i64) -> AttemptRecord {
     AttemptRecord {
         connector: d.connector.clone(),
         connector_version: d.connector_version.clone().unwrap_or_default(),
+        component_sha256: None,
         n,
         // Claimed (and so started) at the delivery's last update.
         started_at: rfc3339(d.updated_at),
