@@ -1,4 +1,4 @@
-//! Crash safety (SPEC §6 at-least-once): the real binary as a child process,
+//! Crash safety (at-least-once): the real binary as a child process,
 //! `kill -9`'d three times while 64 clients emit 20,000 events. Every event
 //! that got a 2xx is delivered at least once; nothing is left stuck;
 //! duplicates are counted and reported.

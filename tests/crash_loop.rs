@@ -1,4 +1,4 @@
-//! No crash loops (SPEC §9): a delivery whose attempt takes the whole process
+//! No crash loops: a delivery whose attempt takes the whole process
 //! down (a test-only fault hook aborts on its event) is retried after each
 //! restart, recorded as `interrupted` each time, and failed with outcome
 //! `interrupted` at the third interruption in a row — while the service

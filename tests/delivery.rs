@@ -1,4 +1,4 @@
-//! Delivery (SPEC §4–§6): fan-out to matching rules, retries on the
+//! Delivery: fan-out to matching rules, retries on the
 //! schedule honouring Retry-After, paused connections that resume when
 //! fixed, tenant isolation, replay, and state that survives a restart.
 

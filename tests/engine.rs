@@ -1,4 +1,4 @@
-//! The engine never hangs (SPEC §9): a store stuck on one operation costs
+//! The engine never hangs: a store stuck on one operation costs
 //! its callers a clear 503, never the HTTP server. `/healthz` does not touch
 //! the store; `/readyz` reports a store stuck for more than 5 s.
 

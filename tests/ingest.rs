@@ -1,4 +1,4 @@
-//! The ingest API (SPEC §3): Meshes-compatible bodies, keys, bulk
+//! The ingest API: Meshes-compatible bodies, keys, bulk
 //! semantics, idempotency, and a clear error for every bad input with
 //! nothing stored.
 

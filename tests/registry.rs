@@ -1,4 +1,4 @@
-//! The connector registry (SPEC §4, issue #5): uploads are validated in the
+//! The connector registry: uploads are validated in the
 //! sandbox before anything is kept, versions only go up, a pinned version
 //! cannot be deleted, and uploaded versions survive a restart without being
 //! compiled again.

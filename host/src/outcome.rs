@@ -1,4 +1,4 @@
-//! Outcome codes (SPEC §6) and the one place that decides an attempt's code
+//! Outcome codes and the one place that decides an attempt's code
 //! from what the guest returned, what the sandbox saw and the HTTP steps.
 
 use serde::{Deserialize, Serialize};

@@ -221,7 +221,7 @@ mod redaction_tests {
 
     use super::*;
 
-    /// The probes of SPEC §12: a value for a query string, one for a host name.
+    /// The issue #9 probes: a value for a query string, one for a host name.
     const QUERY: &str = "RT Secret:ü/x?&=";
     const HOST: &str = "MiXeDCaseSecretXyz";
     const QUOTED: &str = r#"say "hi" \ to/me"#;

@@ -1,4 +1,4 @@
-//! The API's own bounds (SPEC §3, §4, §12): every refusal is JSON
+//! The API's own bounds: every refusal is JSON
 //! `{"message", "error"?}` — unknown routes, wrong methods, bodies too large,
 //! not JSON, malformed or of the wrong shape, bad paths and queries — and
 //! every name, reference, secret, setting and nesting depth a tenant sends is

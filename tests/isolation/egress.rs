@@ -1,5 +1,5 @@
 //! A connector cannot reach the operator's own machine by another spelling
-//! (SPEC §12): loopback written as IPv6 with an embedded IPv4 address, or the
+//!: loopback written as IPv6 with an embedded IPv4 address, or the
 //! host's own interface address, is refused in a real sandbox before any
 //! connection is made. The unit tests in `host/src/egress.rs` cover every
 //! embedded form and the metadata addresses; these prove the outcome.

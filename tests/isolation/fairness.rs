@@ -1,5 +1,5 @@
-//! Fair share (SPEC §12): one workspace's backlog, slow destinations and
-//! CPU-burning connector raise another workspace's ingest-to-delivery p50 by
+//! Fair share: one workspace's backlog, slow destinations and hostile
+//! connector (burning CPU, looping on sends and on log lines) raise another workspace's ingest-to-delivery p50 by
 //! at most 2×. Measured against the real server process: the victim's
 //! latency alone first, then again while a hostile workspace floods.
 
@@ -70,9 +70,9 @@ async fn workspace(server: &ServerProcess, name: &str) -> Workspace {
     Workspace { id: ws["id"].as_str().unwrap().into(), key: ws["publishable_key"].as_str().unwrap().into() }
 }
 
-async fn route(server: &ServerProcess, ws: &Workspace, event: &str, connection: Value, action: &str) {
+async fn route(server: &ServerProcess, ws: &Workspace, event: &str, connection: Value, action: &str, fields: Value) {
     let conn = server.admin(&format!("/api/v1/workspaces/{}/connections", ws.id), Some(connection)).await;
-    let rule = json!({"event": event, "connection": conn["id"], "action": action});
+    let rule = json!({"event": event, "connection": conn["id"], "action": action, "fields": fields});
     server.admin(&format!("/api/v1/workspaces/{}/rules", ws.id), Some(rule)).await;
 }
 
@@ -116,14 +116,21 @@ async fn a_flooding_workspace_at_most_doubles_another_workspaces_delivery_p50() 
     let fast = Receiver::answering(204, "").await;
 
     let victim = workspace(&server, "victim").await;
-    route(&server, &victim, "ping", webhook("victim", victim_receiver.url("/in")), "send_webhook").await;
+    route(&server, &victim, "ping", webhook("victim", victim_receiver.url("/in")), "send_webhook", json!({})).await;
     let hostile = workspace(&server, "hostile").await;
     for n in 0..4 {
-        route(&server, &hostile, "flood", webhook(&format!("slow-{n}"), slow.url("/in")), "send_webhook").await;
+        route(&server, &hostile, "flood", webhook(&format!("slow-{n}"), slow.url("/in")), "send_webhook", json!({}))
+            .await;
     }
-    route(&server, &hostile, "flood", webhook("fast", fast.url("/in")), "send_webhook").await;
-    let burner = json!({"connector": "hostile", "name": "burner", "settings": {}});
-    route(&server, &hostile, "flood", burner, "spin").await;
+    route(&server, &hostile, "flood", webhook("fast", fast.url("/in")), "send_webhook", json!({})).await;
+    // The hostile connector: burning its CPU budget, looping on sends to the
+    // slow destination, looping on log lines.
+    for (action, fields) in
+        [("spin", json!({})), ("send_loop", json!({"url": slow.url("/loop")})), ("log_loop", json!({}))]
+    {
+        let connection = json!({"connector": "hostile", "name": action, "settings": {}});
+        route(&server, &hostile, "flood", connection, action, fields).await;
+    }
 
     let alone = victim_p50(&server, &victim, &arrivals, 0).await;
 

@@ -1,4 +1,4 @@
-//! Connection limits (SPEC §12): `rate_limit_per_second` in (0, 10 000] and
+//! Connection limits: `rate_limit_per_second` in (0, 10 000] and
 //! `concurrency` in 1..=256, otherwise 422 naming the field. A rate of zero
 //! or less would make the scheduler spin; zero concurrency would park the
 //! connection's deliveries forever.

@@ -1,4 +1,4 @@
-//! One tenant cannot hurt another (SPEC §12): every cost a workspace or a
+//! One tenant cannot hurt another: every cost a workspace or a
 //! connector controls is bounded, and breaking a bound is a clear 4xx at save
 //! time or a defined outcome at delivery time — never an abort, a hang or a
 //! slowdown for another workspace. One module per kind of input.

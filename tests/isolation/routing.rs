@@ -1,4 +1,4 @@
-//! Routing limits (SPEC §12): a rule's filter and templates are tenant code
+//! Routing limits: a rule's filter and templates are tenant code
 //! run inside the host. A filter past its size, depth or list-length limit,
 //! or a template that can build values without bound, is refused at save
 //! with a 422 naming the path; a template that breaks a render bound only on

@@ -1,4 +1,4 @@
-//! What one invocation may do with host calls and WASI (SPEC §12). A send
+//! What one invocation may do with host calls and WASI. A send
 //! past `max_requests` or a `log` call past 1,000 ends the invocation at once
 //! as `connector_error`, naming the cap; cache writes past 100 are ignored
 //! and a loop of them ends at the CPU budget. WASI's clocks are frozen at the

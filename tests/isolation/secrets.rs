@@ -1,4 +1,4 @@
-//! Secrets (SPEC §12): redacted from everything stored or returned, also in
+//! Secrets: redacted from everything stored or returned, also in
 //! percent-encoded, case-folded, base64 and JSON-escaped forms; a secret
 //! shorter than 8 bytes is refused on save.
 //!

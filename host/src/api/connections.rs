@@ -1,10 +1,10 @@
-//! Connections (SPEC §4): a workspace's configured instance of a connector.
+//! Connections: a workspace's configured instance of a connector.
 //! Secrets are write-only: sealed with the master key on the way in, shown
 //! by name only on the way out, never logged. A secret shorter than
 //! [`MIN_SECRET_BYTES`] or longer than [`MAX_SECRET_BYTES`], limits outside
 //! [`RATE_LIMIT_MAX`] and [`CONCURRENCY`], names and references outside
 //! [`super::limits::NAME_CHARS`] and settings over [`MAX_SETTINGS_BYTES`]
-//! are refused with 422 naming the field (SPEC §12).
+//! are refused with 422 naming the field.
 
 use std::collections::BTreeMap;
 

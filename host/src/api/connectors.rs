@@ -1,4 +1,4 @@
-//! The connector registry API (SPEC §4, issue #5): upload a component as a
+//! The connector registry API: upload a component as a
 //! new version (validated in the sandbox before anything is kept), list
 //! versions, delete one no connection pins, and a workspace's view of the
 //! connectors it has enabled through its connections.

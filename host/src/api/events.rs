@@ -1,4 +1,4 @@
-//! Events, deliveries, attempts and replays (SPEC §4, §6): what happened to
+//! Events, deliveries, attempts and replays: what happened to
 //! everything a workspace emitted, and the levers to retry, cancel and replay.
 
 use axum::Router;

@@ -1,4 +1,4 @@
-//! The ingest API (SPEC §3), wire-compatible with the Meshes events API:
+//! The ingest API, wire-compatible with the Meshes events API:
 //! `POST /api/v1/events` and `/api/v1/events/bulk`. Routing happens here,
 //! inside the same durable write as the event: a 201 means the event and
 //! every delivery it caused are fsync'd.

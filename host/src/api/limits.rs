@@ -1,4 +1,4 @@
-//! The bounds on what a request may contain (SPEC §12), in one place: body
+//! The bounds on what a request may contain, in one place: body
 //! size and nesting, names and references, event names, secret values,
 //! connection settings. Each check answers a 422 naming the field; the
 //! table of bounds is in docs/limits.md.

@@ -47,12 +47,12 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
-/// How many records one page may hold (SPEC §4).
+/// How many records one page may hold.
 pub const PAGE_LIMIT: std::ops::RangeInclusive<usize> = 1..=200;
 /// A cursor is a record id; anything much longer is not one.
 pub const MAX_CURSOR_BYTES: usize = 256;
 
-/// `?limit=&cursor=` as SPEC §4 defines them. Like every query fault, one
+/// `?limit=&cursor=` as the management API defines them. Like every query fault, one
 /// out of range is a 400: the query is part of the request target, and
 /// `limit=0` should not answer differently from `limit=zero`.
 #[derive(Debug, Deserialize)]

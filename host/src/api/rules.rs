@@ -1,7 +1,7 @@
-//! Rules (SPEC §4, §5): when an event matches, run an action of a connection
+//! Rules: when an event matches, run an action of a connection
 //! with templated fields. Filters and templates are validated on save, with
 //! the path of any fault in the message and the body's `path`: filters
-//! against their limits (SPEC §12), templates by compiling them and by a dry
+//! against their limits, templates by compiling them and by a dry
 //! render against a sample event, which must stay within the render bounds.
 //! Event names and resources are held to what ingest accepts, references to
 //! the name bounds (`api::limits`).
@@ -48,7 +48,7 @@ fn view(r: &Rule) -> Value {
     })
 }
 
-/// Everything a rule refers to must exist and parse, within the limits of SPEC §12.
+/// Everything a rule refers to must exist and parse, within its limits.
 async fn validate(app: &App, r: &Rule) -> Result<(), ApiError> {
     check_event_field("event", &r.event)?;
     for (field, value) in [("resource", &r.resource), ("resource_id", &r.resource_id)] {

@@ -1,4 +1,4 @@
-//! Workspaces and their keys (SPEC §4). Keys are shown once, at creation,
+//! Workspaces and their keys. Keys are shown once, at creation,
 //! and stored only as SHA-256; revocation takes effect on the next request.
 
 use axum::Router;

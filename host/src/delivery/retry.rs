@@ -1,4 +1,4 @@
-//! The retry policy (SPEC §6), pure: given an attempt's outcome, decide the
+//! The retry policy, pure: given an attempt's outcome, decide the
 //! delivery's next state and, for a retry, when.
 
 use std::time::Duration;

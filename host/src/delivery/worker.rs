@@ -104,7 +104,7 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
     }
 }
 
-/// Template context of SPEC §5.
+/// The context rule templates render against (the README's architecture section).
 fn render_fields(d: &Delivery, event: &Event) -> Result<serde_json::Value, String> {
     let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
     let context = json!({

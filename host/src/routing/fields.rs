@@ -1,10 +1,10 @@
-//! The `fields` of a routing rule (SPEC §5): a JSON value whose strings are Jinja templates,
+//! The `fields` of a routing rule: a JSON value whose strings are Jinja templates,
 //! rendered with minijinja over `{event, payload, resource, resource_id, workspace, id,
 //! created_at}` to build what a matched rule hands its connector. The typing rule: a string
 //! that is exactly one `{{ expression }}` keeps the JSON type of its value, any other string
 //! renders to a string. Undefined values are errors and nothing is auto-escaped.
 //!
-//! Templates are written by tenants, so no template may exhaust memory or time (SPEC §12): a
+//! Templates are written by tenants, so no template may exhaust memory or time: a
 //! delivery's rendered output is at most [`MAX_OUTPUT`] bytes, no value larger than
 //! [`MAX_VALUE`], and rendering stops after [`TIME_LIMIT`] or [`FUEL`] instructions; a breach is
 //! an error of kind [`FieldErrorKind::Limit`], which the delivery records as `mapping_error`.

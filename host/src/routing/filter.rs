@@ -1,4 +1,4 @@
-//! The JSON event filter of a routing rule (SPEC §5): Hookdeck's filter syntax, also used by
+//! The JSON event filter of a routing rule: Hookdeck's filter syntax, also used by
 //! Outpost, parsed and validated once when the rule is saved and then evaluated against
 //! `{event, resource, resource_id, payload}` for every ingested event.
 //!
@@ -14,7 +14,7 @@
 //!   when any of its elements is) or a string (a document array contains it, a document string
 //!   contains it as a substring).
 //!
-//! Every filter is bounded ([`limits`], SPEC §12): at most 64 KiB serialized, 32 levels deep and
+//! Every filter is bounded ([`limits`]): at most 64 KiB serialized, 32 levels deep and
 //! 1,000 items per `$in`/`$nin` list, checked at parse, so a rule that breaks a limit is refused at
 //! save with the path of the fault; and each evaluation has a step budget, past which the filter
 //! does not match.

@@ -1,6 +1,6 @@
-//! Routing (SPEC §5): which rules an event matches ([`filter`]) and the
+//! Routing: which rules an event matches ([`filter`]) and the
 //! fields each matched rule hands its connector ([`fields`]). Both are
-//! written by tenants, so both are bounded (SPEC §12): checked at save,
+//! written by tenants, so both are bounded: checked at save,
 //! and limited in the work each evaluation or render may do.
 
 pub mod fields;

@@ -1,6 +1,6 @@
 //! What one invocation may spend, and how the sandbox says it spent too much:
-//! the configurable [`SandboxLimits`] (SPEC §7), the fixed per-invocation
-//! caps on host calls (SPEC §12), the guest CPU budget counted in epoch
+//! the configurable [`SandboxLimits`], the fixed per-invocation
+//! caps on host calls, the guest CPU budget counted in epoch
 //! ticks, and the one sentence that explains each way an invocation stops.
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use wasmtime::{Store, UpdateDeadline};
 use super::engine::TICK;
 use super::host_impl::InvocationState;
 
-/// Per-invocation limits (SPEC §7 defaults).
+/// Per-invocation limits (defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxLimits {
@@ -49,7 +49,7 @@ impl Default for SandboxLimits {
     }
 }
 
-/// `log.log` calls per invocation (SPEC §12). The call after the last one
+/// `log.log` calls per invocation. The call after the last one
 /// ends the invocation as `connector_error`, exactly like a send past
 /// `max_requests`, rather than being ignored: ignored calls would let a log
 /// loop run on until the CPU budget stops it, holding an instance slot and a
@@ -68,7 +68,7 @@ pub const RECORDED_LOG_LINES: usize = 100;
 /// Longer log lines are cut (on a character boundary) and marked with `…`.
 pub const MAX_LOG_LINE_BYTES: usize = 2048;
 
-/// `cache.set` calls that take effect per invocation (SPEC §12). Later ones
+/// `cache.set` calls that take effect per invocation. Later ones
 /// are ignored (a warning in the record says so once): a lost cache write
 /// costs a correct connector one lookup on its next delivery, so there is
 /// no reason to fail this one.

@@ -1,5 +1,5 @@
 //! A fake of the Intercom REST API (the part `tag_user` uses), faithful to
-//! ../shared/destinations.md: an axum server on 127.0.0.1:0 that behaves like
+//! Intercom's API documentation: an axum server on 127.0.0.1:0 that behaves like
 //! the vendor, not like our connector.
 //!
 //! - Auth: `Authorization: Bearer <TOKEN>`, else 401 with Intercom's

@@ -26,7 +26,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Va
 
 /// Instructions one template may execute: enough for any realistic field.
 pub const FUEL: u64 = 50_000;
-/// Output of one delivery's fields, all together, in bytes (SPEC §12).
+/// Output of one delivery's fields, all together, in bytes.
 pub const MAX_OUTPUT: usize = 1 << 20;
 /// Largest value a filter may take or return, or a lone expression may produce, in bytes.
 pub const MAX_VALUE: usize = 1 << 20;

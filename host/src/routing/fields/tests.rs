@@ -160,7 +160,7 @@ fn event_data_behaves_like_plain_values() {
     );
 }
 
-// Bounds (SPEC §12). Probes first: each once aborted the process.
+// Bounds. Probes first: each once aborted the process.
 
 fn refused(fields: Value) -> FieldError {
     let err = FieldTemplates::compile(&fields).expect_err("template must be refused");

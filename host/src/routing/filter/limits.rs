@@ -1,4 +1,4 @@
-//! The bounds that make a filter cheap whatever a workspace writes (SPEC §12): at save, a size,
+//! The bounds that make a filter cheap whatever a workspace writes: at save, a size,
 //! a depth and a list-length limit; at evaluation, a step budget.
 //!
 //! Parse-time limits alone do not bound evaluation: a 1,000-item `$in` tested against an

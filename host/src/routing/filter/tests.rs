@@ -185,7 +185,7 @@ fn never_panics_on_odd_documents() {
     assert!(docs.iter().all(|d| !filter.matches(d)));
 }
 
-// Limits (SPEC §12): refused at parse, with the path of the fault.
+// Limits: refused at parse, with the path of the fault.
 
 #[test]
 fn rejects_filters_larger_than_64_kib_serialized() {
