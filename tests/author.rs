@@ -13,7 +13,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use switchboard_tests::build::{binary, workspace_root};
 use switchboard_tests::host::{ADMIN, TestHost};
@@ -194,7 +193,7 @@ async fn a_scaffold_builds_passes_its_fixture_test_and_publishes_live() {
     let out = connector(&dir, &publish, &[]).await;
     let (stdout, _) = assert_exit(&out, 0, "connector publish");
     assert!(stdout.contains("published acme 0.1.0"), "{stdout}");
-    let listed = host.admin(Method::GET, "/api/v1/connectors", None, StatusCode::OK).await;
+    let listed = host.get("/api/v1/connectors").await;
     let acme = listed["records"].as_array().unwrap().iter().find(|r| r["name"] == "acme").expect("acme is listed");
     assert_eq!(acme["versions"], serde_json::json!(["0.1.0"]), "{acme}");
 

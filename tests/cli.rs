@@ -3,10 +3,9 @@
 
 use std::process::{Command, Output};
 
+use switchboard_tests::WEBHOOK_SECRET as SECRET;
 use switchboard_tests::build::{binary, component_path, workspace_root};
 use switchboard_tests::receiver::{Receiver, reply};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 async fn connector_run(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use switchboard_tests::WEBHOOK_SECRET;
 use switchboard_tests::host::{TestHost, Ws};
 use switchboard_tests::receiver::{Receiver, reply};
-use switchboard_tests::standard_webhooks::verify;
+use switchboard_tests::standard_webhooks::verify_call;
 
 /// A receiver that fails with `failure` for the first `n` requests, then 200.
 async fn flaky(n: usize, failure: u16, headers: &'static [(&'static str, &'static str)]) -> Receiver {
@@ -22,36 +22,9 @@ async fn flaky(n: usize, failure: u16, headers: &'static [(&'static str, &'stati
     .await
 }
 
-async fn emit_one(host: &TestHost, ws: &Ws, event: &str, payload: Value) -> String {
-    let (status, body) = host.emit(ws, json!({"event": event, "payload": payload})).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["event"]["id"].as_str().unwrap().to_string()
-}
-
-async fn only_delivery(host: &TestHost, ws: &Ws, event: &str) -> Value {
-    let v = host
-        .admin(Method::GET, &format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id), None, StatusCode::OK)
-        .await;
-    assert_eq!(v["count"], 1, "{v}");
-    v["records"][0].clone()
-}
-
-async fn attempts(host: &TestHost, ws: &Ws, delivery: &str) -> Vec<Value> {
-    let v = host
-        .admin(
-            Method::GET,
-            &format!("/api/v1/workspaces/{}/deliveries/{delivery}/attempts", ws.id),
-            None,
-            StatusCode::OK,
-        )
-        .await;
-    v["records"].as_array().unwrap().clone()
-}
-
 async fn setup(host: &TestHost, url: &str) -> (Ws, String) {
     let ws = host.workspace("acme").await;
-    let conn = host.webhook_connection(&ws, url).await;
-    host.rule(&ws, json!({"event": "page.completed", "connection": conn, "action": "send_webhook"})).await;
+    let conn = host.webhook_route(&ws, url, json!({"event": "page.completed", "action": "send_webhook"})).await;
     (ws, conn)
 }
 
@@ -60,8 +33,8 @@ async fn an_event_fans_out_to_every_matching_rule_signed_and_recorded() {
     let receiver = Receiver::answering(204, "").await;
     let host = TestHost::start().await;
     let ws = host.workspace("acme").await;
-    let conn = host.webhook_connection(&ws, &receiver.url("/all")).await;
-    host.rule(&ws, json!({"event": "page.completed", "connection": conn, "action": "send_webhook"})).await;
+    let all = json!({"event": "page.completed", "action": "send_webhook"});
+    let conn = host.webhook_route(&ws, &receiver.url("/all"), all).await;
     host.rule(&ws, json!({"event": "page.completed", "connection": conn, "action": "send_webhook",
         "filter": {"payload": {"sequence_step": {"$gte": 3}}},
         "fields": {"body": {"step": "{{ payload.sequence_step }}", "who": "{{ payload.email }} on step {{ payload.sequence_step }}"}}})).await;
@@ -73,7 +46,7 @@ async fn an_event_fans_out_to_every_matching_rule_signed_and_recorded() {
     .await;
     host.rule(&ws, json!({"event": "signup", "connection": conn, "action": "send_webhook"})).await;
 
-    let id = emit_one(&host, &ws, "page.completed", json!({"email": "alex@northstar.io", "sequence_step": 3})).await;
+    let id = host.emit_event(&ws, "page.completed", json!({"email": "alex@northstar.io", "sequence_step": 3})).await;
     let event = host.settled_event(&ws, &id).await;
     assert_eq!(
         (event["status"].as_str(), event["total_rules"].as_u64(), event["completed_count"].as_u64()),
@@ -81,19 +54,8 @@ async fn an_event_fans_out_to_every_matching_rule_signed_and_recorded() {
     );
     let sent = receiver.requests();
     assert_eq!(sent.len(), 2);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     for r in &sent {
-        assert_eq!(
-            verify(
-                WEBHOOK_SECRET,
-                r.header("webhook-id"),
-                r.header("webhook-timestamp"),
-                r.header("webhook-signature"),
-                &r.body,
-                now
-            ),
-            Ok(())
-        );
+        assert_eq!(verify_call(WEBHOOK_SECRET, r), Ok(()));
     }
     let custom: Vec<Value> = sent
         .iter()
@@ -101,11 +63,11 @@ async fn an_event_fans_out_to_every_matching_rule_signed_and_recorded() {
         .filter(|b: &Value| b.get("step").is_some())
         .collect();
     assert_eq!(custom, [json!({"step": 3, "who": "alex@northstar.io on step 3"})], "a lone expression keeps its type");
-    let d = host.admin(Method::GET, &format!("/api/v1/workspaces/{}/deliveries", ws.id), None, StatusCode::OK).await;
+    let d = host.get(&format!("/api/v1/workspaces/{}/deliveries", ws.id)).await;
     let first = &d["records"][0];
     assert_eq!((first["status"].as_str(), first["attempt_count"].as_u64()), (Some("completed"), Some(1)));
     assert_eq!(first["connector"], "webhook");
-    let a = attempts(&host, &ws, first["id"].as_str().unwrap()).await;
+    let a = host.attempts(&ws, first["id"].as_str().unwrap()).await;
     assert_eq!(a[0]["outcome"], "delivered");
     assert_eq!(a[0]["steps"][0]["response"]["status"], 204);
     assert_eq!(a[0]["steps"][0]["request"]["method"], "POST");
@@ -116,12 +78,12 @@ async fn server_errors_are_retried_until_delivered() {
     let receiver = flaky(3, 503, &[]).await;
     let host = TestHost::start().await;
     let (ws, _) = setup(&host, &receiver.url("/h")).await;
-    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    let id = host.emit_event(&ws, "page.completed", json!({"a": 1})).await;
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
-    let d = only_delivery(&host, &ws, &id).await;
+    let d = host.only_delivery(&ws, &id).await;
     assert_eq!(d["attempt_count"], 4);
     let outcomes: Vec<Value> =
-        attempts(&host, &ws, d["id"].as_str().unwrap()).await.iter().map(|a| a["outcome"].clone()).collect();
+        host.attempts(&ws, d["id"].as_str().unwrap()).await.iter().map(|a| a["outcome"].clone()).collect();
     assert_eq!(
         outcomes,
         [
@@ -140,10 +102,10 @@ async fn retry_after_is_honoured() {
     let receiver = flaky(1, 429, &[("Retry-After", "2")]).await;
     let host = TestHost::start().await;
     let (ws, _) = setup(&host, &receiver.url("/h")).await;
-    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    let id = host.emit_event(&ws, "page.completed", json!({"a": 1})).await;
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
-    let d = only_delivery(&host, &ws, &id).await;
-    let a = attempts(&host, &ws, d["id"].as_str().unwrap()).await;
+    let d = host.only_delivery(&ws, &id).await;
+    let a = host.attempts(&ws, d["id"].as_str().unwrap()).await;
     assert_eq!(a[0]["outcome"], "rate_limited");
     assert_eq!(a[0]["retry_after_ms"], 2000);
     let t = |v: &Value| v["started_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
@@ -156,10 +118,10 @@ async fn client_errors_fail_at_once() {
     let receiver = Receiver::answering(400, "bad").await;
     let host = TestHost::start().await;
     let (ws, _) = setup(&host, &receiver.url("/h")).await;
-    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    let id = host.emit_event(&ws, "page.completed", json!({"a": 1})).await;
     let event = host.settled_event(&ws, &id).await;
     assert_eq!((event["status"].as_str(), event["failed_count"].as_u64()), (Some("failed"), Some(1)));
-    let d = only_delivery(&host, &ws, &id).await;
+    let d = host.only_delivery(&ws, &id).await;
     assert_eq!((d["attempt_count"].as_u64(), d["last_outcome"].as_str()), (Some(1), Some("rejected_client_error")));
     assert_eq!(receiver.requests().len(), 1);
 }
@@ -167,60 +129,29 @@ async fn client_errors_fail_at_once() {
 #[tokio::test]
 async fn an_auth_failure_pauses_the_connection_until_its_secret_is_fixed() {
     // 401 unless signed with the right secret.
-    let receiver = Receiver::start(|r| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let ok = verify(
-            WEBHOOK_SECRET,
-            r.header("webhook-id"),
-            r.header("webhook-timestamp"),
-            r.header("webhook-signature"),
-            &r.body,
-            now,
-        )
-        .is_ok();
-        reply(if ok { 200 } else { 401 }, &[], "")
-    })
-    .await;
+    let receiver =
+        Receiver::start(|r| reply(if verify_call(WEBHOOK_SECRET, r).is_ok() { 200 } else { 401 }, &[], "")).await;
     let host = TestHost::start().await;
     let ws = host.workspace("acme").await;
     let body = json!({"connector": "webhook", "name": "hook", "settings": {"url": receiver.url("/h")},
                       "secrets": {"signing_secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"}});
-    let conn = host
-        .admin(Method::POST, &format!("/api/v1/workspaces/{}/connections", ws.id), Some(body), StatusCode::CREATED)
-        .await;
-    let conn = conn["id"].as_str().unwrap().to_string();
+    let conn = host.connection(&ws, body).await;
     host.rule(&ws, json!({"event": "page.completed", "connection": conn, "action": "send_webhook"})).await;
-    let first = emit_one(&host, &ws, "page.completed", json!({"n": 1})).await;
+    let first = host.emit_event(&ws, "page.completed", json!({"n": 1})).await;
     let conn_path = format!("/api/v1/workspaces/{}/connections/{conn}", ws.id);
-    host.wait_until("connection paused", || async {
-        host.raw(Method::GET, &conn_path, Some(switchboard_tests::host::ADMIN), None).await.1["active"] == false
-    })
-    .await;
-    let c = host.admin(Method::GET, &conn_path, None, StatusCode::OK).await;
+    let c = host.paused_connection(&ws, &conn).await;
     assert_eq!(c["inactive_reason"], "authentication_invalid");
     assert_eq!(c["secrets"], json!(["signing_secret"]), "names only");
     assert!(!c.to_string().contains("whsec_"), "secret values are never returned");
-    let second = emit_one(&host, &ws, "page.completed", json!({"n": 2})).await;
-    host.wait_until("both waiting", || async {
-        let v = host
-            .raw(
-                Method::GET,
-                &format!("/api/v1/workspaces/{}/deliveries?status=waiting", ws.id),
-                Some(switchboard_tests::host::ADMIN),
-                None,
-            )
-            .await
-            .1;
-        v["count"] == 2
-    })
-    .await;
+    let second = host.emit_event(&ws, "page.completed", json!({"n": 2})).await;
+    host.wait_waiting(&ws, 2).await;
     assert_eq!(receiver.requests().len(), 1, "a paused connection sends nothing");
     host.admin(Method::PATCH, &conn_path, Some(json!({"secrets": {"signing_secret": WEBHOOK_SECRET}})), StatusCode::OK)
         .await;
     for id in [&first, &second] {
         assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
     }
-    assert_eq!(host.admin(Method::GET, &conn_path, None, StatusCode::OK).await["active"], true);
+    assert_eq!(host.get(&conn_path).await["active"], true);
 }
 
 #[tokio::test]
@@ -230,13 +161,13 @@ async fn workspaces_are_isolated() {
     let host = TestHost::start().await;
     let (a, conn_a) = setup(&host, &receiver_a.url("/a")).await;
     let (b, conn_b) = setup(&host, &receiver_b.url("/b")).await;
-    let event_a = emit_one(&host, &a, "page.completed", json!({"tenant": "a"})).await;
-    let event_b = emit_one(&host, &b, "page.completed", json!({"tenant": "b"})).await;
+    let event_a = host.emit_event(&a, "page.completed", json!({"tenant": "a"})).await;
+    let event_b = host.emit_event(&b, "page.completed", json!({"tenant": "b"})).await;
     host.settled_event(&a, &event_a).await;
     host.settled_event(&b, &event_b).await;
     assert!(receiver_a.requests().iter().all(|r| r.text().contains("\"tenant\":\"a\"")));
     assert!(receiver_b.requests().iter().all(|r| r.text().contains("\"tenant\":\"b\"")));
-    let delivery_b = only_delivery(&host, &b, &event_b).await["id"].as_str().unwrap().to_string();
+    let delivery_b = host.only_delivery(&b, &event_b).await["id"].as_str().unwrap().to_string();
 
     // A's secret key: 403 on every B resource.
     let b_paths = [
@@ -311,7 +242,7 @@ async fn replay_resends_failed_deliveries_only() {
     .await;
     let host = TestHost::start().await;
     let (ws, _) = setup(&host, &receiver.url("/h")).await;
-    let good = emit_one(&host, &ws, "page.completed", json!({"ok": true})).await;
+    let good = host.emit_event(&ws, "page.completed", json!({"ok": true})).await;
     let bad: Vec<String> = futures_join(&host, &ws, 3).await;
     assert_eq!(host.settled_event(&ws, &good).await["status"], "completed");
     for id in &bad {
@@ -335,21 +266,14 @@ async fn replay_resends_failed_deliveries_only() {
         assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
     }
     assert_eq!(receiver.requests().len(), sent_before + 3, "the completed delivery was not re-sent");
-    let again = host
-        .admin(
-            Method::GET,
-            &format!("/api/v1/workspaces/{}/replays/{}", ws.id, job["id"].as_str().unwrap()),
-            None,
-            StatusCode::OK,
-        )
-        .await;
+    let again = host.get(&format!("/api/v1/workspaces/{}/replays/{}", ws.id, job["id"].as_str().unwrap())).await;
     assert_eq!(again["requeued"], 3);
 }
 
 async fn futures_join(host: &TestHost, ws: &Ws, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
-        ids.push(emit_one(host, ws, "page.completed", json!({"ok": false, "i": i})).await);
+        ids.push(host.emit_event(ws, "page.completed", json!({"ok": false, "i": i})).await);
     }
     ids
 }
@@ -360,8 +284,8 @@ async fn retry_and_cancel_respect_the_delivery_state() {
     let receiver = Receiver::start_delayed(Duration::from_millis(400), |_| reply(400, &[], "no")).await;
     let host = TestHost::start().await;
     let (ws, _) = setup(&host, &receiver.url("/h")).await;
-    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
-    let d = only_delivery(&host, &ws, &id).await;
+    let id = host.emit_event(&ws, "page.completed", json!({"a": 1})).await;
+    let d = host.only_delivery(&ws, &id).await;
     let base = format!("/api/v1/workspaces/{}/deliveries/{}", ws.id, d["id"].as_str().unwrap());
     let admin = Some(switchboard_tests::host::ADMIN);
     let (status, v) = host.raw(Method::POST, &format!("{base}/retry"), admin, None).await;
@@ -376,8 +300,8 @@ async fn retry_and_cancel_respect_the_delivery_state() {
     let (status, _) = host.raw(Method::POST, &format!("{base}/cancel"), admin, None).await;
     assert_eq!(status, StatusCode::CONFLICT, "a failed delivery is final");
 
-    let pending = emit_one(&host, &ws, "page.completed", json!({"a": 2})).await;
-    let d = only_delivery(&host, &ws, &pending).await;
+    let pending = host.emit_event(&ws, "page.completed", json!({"a": 2})).await;
+    let d = host.only_delivery(&ws, &pending).await;
     let canceled = host
         .admin(
             Method::POST,
@@ -394,15 +318,15 @@ async fn a_template_that_fails_is_a_mapping_error() {
     let receiver = Receiver::answering(200, "").await;
     let host = TestHost::start().await;
     let ws = host.workspace("acme").await;
-    let conn = host.webhook_connection(&ws, &receiver.url("/h")).await;
-    host.rule(&ws, json!({"event": "e", "connection": conn, "action": "send_webhook", "fields": {"body": {"x": "{{ payload.missing }}"}}})).await;
+    let missing = json!({"event": "e", "action": "send_webhook", "fields": {"body": {"x": "{{ payload.missing }}"}}});
+    let conn = host.webhook_route(&ws, &receiver.url("/h"), missing).await;
     let (status, v) = host.raw(Method::POST, &format!("/api/v1/workspaces/{}/rules", ws.id), Some(switchboard_tests::host::ADMIN),
         Some(json!({"event": "e", "connection": conn, "action": "send_webhook", "filter": {"payload": {"n": {"$gte": [1]}}}}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["message"].as_str().unwrap().contains("payload.n.$gte"), "{v}");
-    let id = emit_one(&host, &ws, "e", json!({"a": 1})).await;
+    let id = host.emit_event(&ws, "e", json!({"a": 1})).await;
     assert_eq!(host.settled_event(&ws, &id).await["status"], "failed");
-    let d = only_delivery(&host, &ws, &id).await;
+    let d = host.only_delivery(&ws, &id).await;
     assert_eq!(d["last_outcome"], "mapping_error");
     assert!(d["last_error"].as_str().unwrap().contains("body.x"), "{d}");
     assert!(receiver.requests().is_empty());
@@ -436,7 +360,7 @@ async fn connections_are_validated_by_their_connector() {
         let v = host.admin(Method::POST, &path, Some(body), StatusCode::UNPROCESSABLE_ENTITY).await;
         assert!(v["message"].as_str().unwrap().contains(message), "{v}");
     }
-    let v = host.admin(Method::GET, &path, None, StatusCode::OK).await;
+    let v = host.get(&path).await;
     assert_eq!(v["count"], 0, "nothing saved");
 }
 
@@ -445,7 +369,7 @@ async fn accepted_events_survive_a_restart() {
     let host = TestHost::start_with(|c| c.retry.schedule = vec![Duration::ZERO, Duration::from_millis(300)]).await;
     let receiver = flaky(1, 503, &[]).await;
     let (ws, _) = setup(&host, &receiver.url("/h")).await;
-    let id = emit_one(&host, &ws, "page.completed", json!({"a": 1})).await;
+    let id = host.emit_event(&ws, "page.completed", json!({"a": 1})).await;
     host.wait_until("first attempt", || async { !receiver.requests().is_empty() }).await;
     let host = host.restart().await;
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
@@ -458,7 +382,7 @@ async fn latencies(host: &TestHost, ws: &Ws, receiver: &Receiver, event: &str, n
     for i in 0..n {
         let before = receiver.requests().len();
         let t = std::time::Instant::now();
-        emit_one(host, ws, event, json!({"i": i})).await;
+        host.emit_event(ws, event, json!({"i": i})).await;
         host.wait_until("delivered", || async { receiver.requests().len() > before }).await;
         out.push(t.elapsed());
     }
@@ -472,14 +396,12 @@ async fn a_hanging_destination_does_not_slow_the_others() {
     let hanging = Receiver::start_delayed(Duration::from_secs(30), |_| reply(200, &[], "")).await;
     let host = TestHost::start_with(|c| c.sandbox.request_timeout = Duration::from_secs(3)).await;
     let ws = host.workspace("acme").await;
-    let good = host.webhook_connection(&ws, &fast.url("/fast")).await;
-    let bad = host.webhook_connection(&ws, &hanging.url("/hang")).await;
-    host.rule(&ws, json!({"event": "to.fast", "connection": good, "action": "send_webhook"})).await;
-    host.rule(&ws, json!({"event": "to.hanging", "connection": bad, "action": "send_webhook"})).await;
+    host.webhook_route(&ws, &fast.url("/fast"), json!({"event": "to.fast", "action": "send_webhook"})).await;
+    host.webhook_route(&ws, &hanging.url("/hang"), json!({"event": "to.hanging", "action": "send_webhook"})).await;
 
     let alone = latencies(&host, &ws, &fast, "to.fast", 15).await[7];
     for i in 0..64 {
-        emit_one(&host, &ws, "to.hanging", json!({"i": i})).await;
+        host.emit_event(&ws, "to.hanging", json!({"i": i})).await;
     }
     host.wait_until("the hanging receiver is busy", || async { hanging.requests().len() >= 8 }).await;
     let under_fault = latencies(&host, &ws, &fast, "to.fast", 15).await[7];

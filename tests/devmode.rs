@@ -32,16 +32,11 @@ async fn host_on_dir(watch: bool) -> (TestHost, tempfile::TempDir) {
 /// that reports to `receiver`; returns it and the connection.
 async fn echo_route(host: &TestHost, receiver: &Receiver, version: &str) -> (Ws, String) {
     let ws = host.workspace("dev").await;
-    let conn = host
-        .admin(
-            Method::POST,
-            &format!("/api/v1/workspaces/{}/connections", ws.id),
-            Some(json!({"connector": "echo", "version": version, "name": "dev", "settings": {"url": receiver.url("/dev")}})),
-            StatusCode::CREATED,
-        )
-        .await;
-    host.rule(&ws, json!({"event": "tick", "connection": conn["id"], "action": "send"})).await;
-    (ws, conn["id"].as_str().unwrap().to_string())
+    let body =
+        json!({"connector": "echo", "version": version, "name": "dev", "settings": {"url": receiver.url("/dev")}});
+    let conn = host.connection(&ws, body).await;
+    host.rule(&ws, json!({"event": "tick", "connection": conn, "action": "send"})).await;
+    (ws, conn)
 }
 
 /// Write a marker connector and wait until it is registered: the watcher
@@ -60,11 +55,10 @@ fn sha256_of(package: &str) -> String {
 
 /// The `component_sha256` of the newest delivery's first attempt.
 async fn last_attempt_sha(host: &TestHost, ws: &Ws) -> Value {
-    let list = host.admin(Method::GET, &format!("/api/v1/workspaces/{}/deliveries", ws.id), None, StatusCode::OK).await;
+    let list = host.get(&format!("/api/v1/workspaces/{}/deliveries", ws.id)).await;
     let newest =
         list["records"].as_array().unwrap().iter().max_by_key(|d| d["id"].as_str().unwrap().to_string()).unwrap();
-    let path = format!("/api/v1/workspaces/{}/deliveries/{}/attempts", ws.id, newest["id"].as_str().unwrap());
-    host.admin(Method::GET, &path, None, StatusCode::OK).await["records"][0]["component_sha256"].clone()
+    host.attempts(ws, newest["id"].as_str().unwrap()).await[0]["component_sha256"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,12 +90,11 @@ async fn a_reload_never_lifts_a_block() {
     // The same name and version dropped in again: it replaces the build, not the block.
     std::fs::write(dir.path().join("echo.wasm"), component("switchboard-fixture-echo-v1")).unwrap();
     settle(&host, &dir).await;
-    let versions = host.admin(Method::GET, "/api/v1/connectors/echo/versions", None, StatusCode::OK).await;
+    let versions = host.get("/api/v1/connectors/echo/versions").await;
     assert_eq!(versions["records"][0]["blocked"], true, "{versions:#}");
-    let (status, answer) = host.emit(&ws, json!({"event": "tick", "payload": {"n": 1}})).await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    host.emit_event(&ws, "tick", json!({"n": 1})).await;
     let path = format!("/api/v1/workspaces/{}/connections/{conn}", ws.id);
-    let connection = host.admin(Method::GET, &path, None, StatusCode::OK).await;
+    let connection = host.get(&path).await;
     assert_eq!(connection["active"], false, "its connection stays paused: {connection:#}");
     assert!(receiver.requests().is_empty(), "nothing ran the blocked version");
 }

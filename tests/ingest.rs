@@ -4,19 +4,11 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use switchboard_tests::host::{ADMIN, TestHost};
+use switchboard_tests::host::{ADMIN, TestHost, seed_event};
 use switchboard_tests::receiver::Receiver;
 
-fn seed() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(switchboard_tests::build::workspace_root().join("tests/vectors/page_completed.json"))
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 async fn events_of(host: &TestHost, ws: &str) -> Vec<Value> {
-    let v = host.admin(Method::GET, &format!("/api/v1/workspaces/{ws}/events?limit=200"), None, StatusCode::OK).await;
+    let v = host.get(&format!("/api/v1/workspaces/{ws}/events?limit=200")).await;
     v["records"].as_array().unwrap().clone()
 }
 
@@ -24,7 +16,7 @@ async fn events_of(host: &TestHost, ws: &str) -> Vec<Value> {
 async fn accepts_the_seed_event_with_the_meshes_record() {
     let host = TestHost::start().await;
     let ws = host.workspace("acme-prod").await;
-    let (status, body) = host.emit(&ws, seed()).await;
+    let (status, body) = host.emit(&ws, seed_event()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let e = &body["event"];
     assert!(e["id"].as_str().unwrap().starts_with("evt_"));
@@ -36,15 +28,8 @@ async fn accepts_the_seed_event_with_the_meshes_record() {
     assert!(e["created_by"].as_str().unwrap().starts_with("key-"), "names the key, never the key itself");
     assert!(!body.to_string().contains(&ws.publishable));
     assert!(e["created_at"].as_str().unwrap().ends_with('Z'));
-    let payload = host
-        .admin(
-            Method::GET,
-            &format!("/api/v1/workspaces/{}/events/{}/payload", ws.id, e["id"].as_str().unwrap()),
-            None,
-            StatusCode::OK,
-        )
-        .await;
-    assert_eq!(payload, seed()["payload"]);
+    let payload = host.get(&format!("/api/v1/workspaces/{}/events/{}/payload", ws.id, e["id"].as_str().unwrap())).await;
+    assert_eq!(payload, seed_event()["payload"]);
 }
 
 #[tokio::test]
@@ -53,7 +38,7 @@ async fn rejects_bad_input_with_a_clear_error_and_stores_nothing() {
     let ws = host.workspace("a").await;
     let other = host.workspace("b").await;
     let revoked = host.workspace("c").await;
-    let keys = host.admin(Method::GET, &format!("/api/v1/workspaces/{}/keys", revoked.id), None, StatusCode::OK).await;
+    let keys = host.get(&format!("/api/v1/workspaces/{}/keys", revoked.id)).await;
     for k in keys["records"].as_array().unwrap() {
         host.admin(
             Method::DELETE,
@@ -209,23 +194,13 @@ async fn rejects_bad_input_with_a_clear_error_and_stores_nothing() {
 async fn a_secret_key_emits_too_and_revocation_works_at_once() {
     let host = TestHost::start().await;
     let ws = host.workspace("a").await;
-    let client = reqwest::Client::new();
-    let emit = |key: String| {
-        let client = client.clone();
-        let url = format!("{}/api/v1/events", host.url);
-        async move {
-            client
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"event": "x", "payload": {"a": 1}}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+    // As a backend would: the secret key as a bearer token.
+    let host = &host;
+    let emit = |key: String| async move {
+        host.raw(Method::POST, "/api/v1/events", Some(&key), Some(json!({"event": "x", "payload": {"a": 1}}))).await.0
     };
     assert_eq!(emit(ws.secret.clone()).await, StatusCode::CREATED);
-    let keys = host.admin(Method::GET, &format!("/api/v1/workspaces/{}/keys", ws.id), None, StatusCode::OK).await;
+    let keys = host.get(&format!("/api/v1/workspaces/{}/keys", ws.id)).await;
     let secret_id = keys["records"].as_array().unwrap().iter().find(|k| k["kind"] == "secret").unwrap()["id"]
         .as_str()
         .unwrap()
@@ -238,12 +213,8 @@ async fn a_secret_key_emits_too_and_revocation_works_at_once() {
 async fn bulk_answers_in_input_order_with_201_207_and_400() {
     let host = TestHost::start().await;
     let ws = host.workspace("a").await;
-    let client = reqwest::Client::new();
     let bulk = |body: Value| {
-        let req = client
-            .post(format!("{}/api/v1/events/bulk", host.url))
-            .header("X-Meshes-Publishable-Key", &ws.publishable)
-            .json(&body);
+        let req = host.ingest(&ws, "/api/v1/events/bulk").json(&body);
         async move {
             let res = req.send().await.unwrap();
             (res.status(), res.json::<Value>().await.unwrap())
@@ -275,28 +246,21 @@ async fn idempotency_keys_return_the_original_and_create_nothing() {
     let receiver = Receiver::answering(200, "ok").await;
     let host = TestHost::start().await;
     let ws = host.workspace("a").await;
-    let conn = host.webhook_connection(&ws, &receiver.url("/h")).await;
-    host.rule(&ws, json!({"event": "signup", "connection": conn, "action": "send_webhook"})).await;
+    host.webhook_route(&ws, &receiver.url("/h"), json!({"event": "signup", "action": "send_webhook"})).await;
     let body = json!({"event": "signup", "payload": {"user": "u1"}, "id": "client-42"});
     let (s1, first) = host.emit(&ws, body.clone()).await;
     let (s2, second) = host.emit(&ws, body).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));
     assert_eq!(first["event"]["id"], second["event"]["id"]);
-    let client = reqwest::Client::new();
     let with_header = |n: u32| {
-        client
-            .post(format!("{}/api/v1/events", host.url))
-            .header("X-Meshes-Publishable-Key", &ws.publishable)
-            .header("Idempotency-Key", "order-7")
-            .json(&json!({"event": "signup", "payload": {"n": n}}))
-            .send()
+        let event = json!({"event": "signup", "payload": {"n": n}});
+        host.ingest(&ws, "/api/v1/events").header("Idempotency-Key", "order-7").json(&event).send()
     };
     assert_eq!(with_header(1).await.unwrap().status(), StatusCode::CREATED);
     assert_eq!(with_header(2).await.unwrap().status(), StatusCode::OK);
     assert_eq!(events_of(&host, &ws.id).await.len(), 2);
     host.wait_until("two deliveries", || async { receiver.requests().len() >= 2 }).await;
-    let deliveries =
-        host.admin(Method::GET, &format!("/api/v1/workspaces/{}/deliveries", ws.id), None, StatusCode::OK).await;
+    let deliveries = host.get(&format!("/api/v1/workspaces/{}/deliveries", ws.id)).await;
     assert_eq!(deliveries["count"], 2, "no new deliveries for repeats");
 }
 
@@ -327,13 +291,8 @@ async fn a_workspace_over_its_ingest_rate_gets_429_with_retry_after() {
         statuses.push(host.emit(&ws, json!({"event": "x", "payload": {"i": i}})).await.0);
     }
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 2, "{statuses:?}");
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/events", host.url))
-        .header("X-Meshes-Publishable-Key", &ws.publishable)
-        .json(&json!({"event": "x", "payload": {"i": 99}}))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        host.ingest(&ws, "/api/v1/events").json(&json!({"event": "x", "payload": {"i": 99}})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     let (status, _) = host.emit(&other, json!({"event": "x", "payload": {"i": 0}})).await;

@@ -9,6 +9,7 @@ mod crash_loop;
 mod delivery;
 mod devmode;
 mod engine;
+mod fuzz;
 mod ingest;
 mod isolation;
 mod onboarding;

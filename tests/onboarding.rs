@@ -5,13 +5,12 @@
 
 use std::time::Instant;
 
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_tests::WEBHOOK_SECRET;
 use switchboard_tests::fakes::{activecampaign, hubspot, intercom, slack};
-use switchboard_tests::host::{TestHost, Ws};
+use switchboard_tests::host::{TestHost, Ws, seed_event};
 use switchboard_tests::receiver::{Receiver, reply};
-use switchboard_tests::standard_webhooks::verify;
+use switchboard_tests::standard_webhooks::verify_call;
 
 struct Fakes {
     hubspot: hubspot::FakeHubSpot,
@@ -29,114 +28,58 @@ async fn fakes() -> Fakes {
         activecampaign: activecampaign::start().await,
         intercom: intercom::start().await,
         slack: slack::start().await,
-        webhook: Receiver::start(|r| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-            let ok = verify(
-                WEBHOOK_SECRET,
-                r.header("webhook-id"),
-                r.header("webhook-timestamp"),
-                r.header("webhook-signature"),
-                &r.body,
-                now,
-            );
-            reply(if ok.is_ok() { 204 } else { 401 }, &[], "")
-        })
-        .await,
+        webhook: Receiver::start(|r| reply(if verify_call(WEBHOOK_SECRET, r).is_ok() { 204 } else { 401 }, &[], ""))
+            .await,
     }
-}
-
-fn seed() -> Value {
-    let path = switchboard_tests::build::workspace_root().join("tests/vectors/page_completed.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-async fn connection(host: &TestHost, ws: &Ws, body: Value) -> String {
-    let v = host
-        .admin(Method::POST, &format!("/api/v1/workspaces/{}/connections", ws.id), Some(body), StatusCode::CREATED)
-        .await;
-    v["id"].as_str().unwrap().to_string()
 }
 
 /// One workspace wired to every destination with realistic field templates.
 async fn northstar(host: &TestHost, f: &Fakes) -> Ws {
     let ws = host.workspace("northstar-prod").await;
-    let hs = connection(
-        host,
-        &ws,
-        json!({"connector": "hubspot", "name": "HubSpot",
-        "settings": {"base_url": f.hubspot.base_url()}, "secrets": {"access_token": hubspot::TOKEN}}),
-    )
-    .await;
-    let ac = connection(
-        host,
-        &ws,
-        json!({"connector": "activecampaign", "name": "ActiveCampaign",
-        "settings": {"api_url": f.activecampaign.base_url()}, "secrets": {"api_key": activecampaign::API_KEY}}),
-    )
-    .await;
-    let ic = connection(
-        host,
-        &ws,
-        json!({"connector": "intercom", "name": "Intercom",
-        "settings": {"base_url": f.intercom.base_url()}, "secrets": {"access_token": intercom::TOKEN}}),
-    )
-    .await;
-    let sl = connection(
-        host,
-        &ws,
-        json!({"connector": "slack", "name": "Slack",
-        "settings": {"mode": "bot", "base_url": f.slack.base_url()}, "secrets": {"bot_token": slack::BOT_TOKEN}}),
-    )
-    .await;
-    let wh = connection(
-        host,
-        &ws,
-        json!({"connector": "webhook", "name": "Data warehouse",
-        "settings": {"url": f.webhook.url("/hooks/onboarding")}, "secrets": {"signing_secret": WEBHOOK_SECRET}}),
-    )
-    .await;
-    let rule = |connection: &str, action: &str, fields: Value| json!({"event": "page.completed", "resource": "onboarding_sequence", "connection": connection, "action": action, "fields": fields});
-    host.rule(
-        &ws,
-        rule(
-            &hs,
+    let routes = [
+        (
+            json!({"connector": "hubspot", "name": "HubSpot",
+                   "settings": {"base_url": f.hubspot.base_url()}, "secrets": {"access_token": hubspot::TOKEN}}),
             "upsert_contact",
-            json!({"email": "{{ payload.email }}",
-        "properties": {"onboarding_step": "{{ payload.sequence_step }}"}}),
+            json!({"email": "{{ payload.email }}", "properties": {"onboarding_step": "{{ payload.sequence_step }}"}}),
         ),
-    )
-    .await;
-    host.rule(
-        &ws,
-        rule(
-            &ac,
+        (
+            json!({"connector": "activecampaign", "name": "ActiveCampaign",
+                   "settings": {"api_url": f.activecampaign.base_url()}, "secrets": {"api_key": activecampaign::API_KEY}}),
             "tag_contact",
-            json!({"email": "{{ payload.email }}",
-        "tag": "onboarding-step-{{ payload.sequence_step + 1 }}"}),
+            json!({"email": "{{ payload.email }}", "tag": "onboarding-step-{{ payload.sequence_step + 1 }}"}),
         ),
-    )
-    .await;
-    host.rule(
-        &ws,
-        rule(
-            &ic,
+        (
+            json!({"connector": "intercom", "name": "Intercom",
+                   "settings": {"base_url": f.intercom.base_url()}, "secrets": {"access_token": intercom::TOKEN}}),
             "tag_user",
             json!({"user_id": "{{ payload.user_id }}", "email": "{{ payload.email }}",
-        "tag": "onboarding-step-{{ payload.sequence_step }}-done"}),
+                   "tag": "onboarding-step-{{ payload.sequence_step }}-done"}),
         ),
-    )
-    .await;
-    host.rule(
-        &ws,
-        rule(
-            &sl,
+        (
+            json!({"connector": "slack", "name": "Slack",
+                   "settings": {"mode": "bot", "base_url": f.slack.base_url()}, "secrets": {"bot_token": slack::BOT_TOKEN}}),
             "send_message",
             json!({"channel": slack::ONBOARDING,
-        "text": "{{ payload.email }} finished step {{ payload.sequence_step }}: {{ payload.page_title }}"}),
+                   "text": "{{ payload.email }} finished step {{ payload.sequence_step }}: {{ payload.page_title }}"}),
         ),
-    )
-    .await;
-    host.rule(&ws, rule(&wh, "send_webhook", json!({}))).await;
+        (
+            json!({"connector": "webhook", "name": "Data warehouse",
+                   "settings": {"url": f.webhook.url("/hooks/onboarding")}, "secrets": {"signing_secret": WEBHOOK_SECRET}}),
+            "send_webhook",
+            json!({}),
+        ),
+    ];
+    // Every connection first, then the rules that use them.
+    let mut rules = Vec::new();
+    for (connection, action, fields) in routes {
+        rules.push((host.connection(&ws, connection).await, action, fields));
+    }
+    for (connection, action, fields) in rules {
+        let rule = json!({"event": "page.completed", "resource": "onboarding_sequence",
+                          "connection": connection, "action": action, "fields": fields});
+        host.rule(&ws, rule).await;
+    }
     ws
 }
 
@@ -156,17 +99,12 @@ fn assert_onboarded(f: &Fakes) {
     assert_eq!((body["type"].as_str(), body["data"]["sequence_step"].as_u64()), (Some("page.completed"), Some(3)));
 }
 
+/// Each delivery's connector and attempts, by connector name.
 async fn attempts_of(host: &TestHost, ws: &Ws, event: &str) -> Vec<(String, Vec<Value>)> {
-    let deliveries = host
-        .admin(Method::GET, &format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id), None, StatusCode::OK)
-        .await;
     let mut out = Vec::new();
-    for d in deliveries["records"].as_array().unwrap() {
-        let id = d["id"].as_str().unwrap();
-        let a = host
-            .admin(Method::GET, &format!("/api/v1/workspaces/{}/deliveries/{id}/attempts", ws.id), None, StatusCode::OK)
-            .await;
-        out.push((d["connector"].as_str().unwrap().to_string(), a["records"].as_array().unwrap().clone()));
+    for d in host.deliveries(ws, event).await {
+        let attempts = host.attempts(ws, d["id"].as_str().unwrap()).await;
+        out.push((d["connector"].as_str().unwrap().to_string(), attempts));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -181,18 +119,12 @@ async fn step_3_reaches_every_destination_of_its_workspace_and_no_other() {
     // A second tenant with its own destination and a rule for later steps only.
     let other_receiver = Receiver::answering(204, "").await;
     let other = host.workspace("acme-prod").await;
-    let other_hook = host.webhook_connection(&other, &other_receiver.url("/acme")).await;
-    host.rule(
-        &other,
-        json!({"event": "page.completed", "connection": other_hook, "action": "send_webhook",
-        "filter": {"payload": {"sequence_step": {"$gte": 5}}}}),
-    )
-    .await;
+    let later_steps = json!({"event": "page.completed", "action": "send_webhook",
+                             "filter": {"payload": {"sequence_step": {"$gte": 5}}}});
+    host.webhook_route(&other, &other_receiver.url("/acme"), later_steps).await;
 
     let t = Instant::now();
-    let (status, body) = host.emit(&ws, seed()).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let id = body["event"]["id"].as_str().unwrap().to_string();
+    let id = host.emit_ok(&ws, seed_event()).await;
     let event = host.settled_event(&ws, &id).await;
     eprintln!("onboarding: 201 to last of 5 deliveries in {:?}", t.elapsed());
     assert_eq!(
@@ -216,11 +148,8 @@ async fn step_3_reaches_every_destination_of_its_workspace_and_no_other() {
 
     // The other workspace heard nothing of it; its own step-5 event reaches it once.
     assert!(other_receiver.requests().is_empty());
-    let (status, body) = host
-        .emit(&other, json!({"event": "page.completed", "payload": {"email": "kim@acme.io", "sequence_step": 5}}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    host.settled_event(&other, body["event"]["id"].as_str().unwrap()).await;
+    let step_5 = host.emit_event(&other, "page.completed", json!({"email": "kim@acme.io", "sequence_step": 5})).await;
+    host.settled_event(&other, &step_5).await;
     assert_eq!(other_receiver.requests().len(), 1);
     assert_eq!(f.slack.messages().len(), 1, "northstar's Slack is untouched by acme's event");
 }
@@ -243,9 +172,7 @@ async fn every_vendor_failing_its_own_way_still_completes_with_delays_respected(
     f.intercom.fail_next(1, intercom::Failure::RateLimited { reset_at });
     f.slack.fail_next(1, slack::Failure::RateLimited { retry_after_secs: 1 });
     // ...then, once that was seen, a 503.
-    let (status, body) = host.emit(&ws, seed()).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let id = body["event"]["id"].as_str().unwrap().to_string();
+    let id = host.emit_ok(&ws, seed_event()).await;
     host.wait_until("every vendor answered its 429", || async {
         !f.hubspot.calls().is_empty()
             && !f.activecampaign.calls().is_empty()

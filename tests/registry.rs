@@ -33,7 +33,7 @@ async fn host_with_webhook_only() -> (TestHost, tempfile::TempDir) {
 #[tokio::test]
 async fn bad_uploads_are_refused_naming_the_fault_and_register_nothing() {
     let (host, _bundled) = host_with_webhook_only().await;
-    let before = host.admin(Method::GET, "/api/v1/connectors", None, StatusCode::OK).await;
+    let before = host.get("/api/v1/connectors").await;
     let cases = [
         (
             "hostile",
@@ -68,7 +68,7 @@ async fn bad_uploads_are_refused_naming_the_fault_and_register_nothing() {
         assert_eq!(got, status, "{name}: {body}");
         assert!(body["message"].as_str().unwrap_or_default().contains(message), "{name}: {body}");
     }
-    assert_eq!(host.admin(Method::GET, "/api/v1/connectors", None, StatusCode::OK).await, before, "nothing registered");
+    assert_eq!(host.get("/api/v1/connectors").await, before, "nothing registered");
     let (status, _) = host.raw(Method::GET, "/api/v1/connectors", Some("mesh_sec_nope"), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
@@ -82,35 +82,27 @@ async fn an_uploaded_version_is_live_pinned_versions_stay_and_restarts_compile_n
 
     // Live at once: a connection can use it, pinned to the exact version.
     let ws = host.workspace("authors").await;
-    let conn = host
-        .admin(
-            Method::POST,
-            &format!("/api/v1/workspaces/{}/connections", ws.id),
-            Some(json!({"connector": "hostile", "version": "0.1.0", "name": "pinned"})),
-            StatusCode::CREATED,
-        )
-        .await;
-    let enabled =
-        host.admin(Method::GET, &format!("/api/v1/workspaces/{}/connectors", ws.id), None, StatusCode::OK).await;
+    let conn = host.connection(&ws, json!({"connector": "hostile", "version": "0.1.0", "name": "pinned"})).await;
+    let enabled = host.get(&format!("/api/v1/workspaces/{}/connectors", ws.id)).await;
     assert_eq!(enabled["records"][0]["connector"], "hostile");
     assert_eq!(enabled["records"][0]["connections"][0]["resolved_version"], "0.1.0");
     assert_eq!(enabled["records"][0]["connections"][0]["active"], true);
 
     let (status, body) = host.raw(Method::DELETE, "/api/v1/connectors/hostile/versions/0.1.0", Some(ADMIN), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "pinned: {body}");
-    assert!(body["message"].as_str().unwrap().contains(conn["id"].as_str().unwrap()));
+    assert!(body["message"].as_str().unwrap().contains(&conn));
 
     // A restart loads the upload from the data dir, from compiled artifacts.
     let host = host.restart().await;
-    let versions = host.admin(Method::GET, "/api/v1/connectors/hostile/versions", None, StatusCode::OK).await;
+    let versions = host.get("/api/v1/connectors/hostile/versions").await;
     assert_eq!(versions["records"][0]["origin"], "uploaded");
     for name in ["hostile", "webhook"] {
-        let v = host.admin(Method::GET, &format!("/api/v1/connectors/{name}/versions"), None, StatusCode::OK).await;
+        let v = host.get(&format!("/api/v1/connectors/{name}/versions")).await;
         assert_eq!(v["records"][0]["artifact"], "cached", "{name} was not compiled again");
     }
     host.admin(
         Method::DELETE,
-        &format!("/api/v1/workspaces/{}/connections/{}", ws.id, conn["id"].as_str().unwrap()),
+        &format!("/api/v1/workspaces/{}/connections/{conn}", ws.id),
         None,
         StatusCode::NO_CONTENT,
     )
@@ -139,27 +131,19 @@ async fn a_new_version_takes_over_the_next_delivery_while_running_and_pinned_one
         ("pinned", "1.0.0", fast.url("/pinned")),
         ("slow", "latest", slow.url("/slow")),
     ] {
-        let c = host
-            .admin(
-                Method::POST,
-                &format!("/api/v1/workspaces/{}/connections", ws.id),
-                Some(json!({"connector": "echo", "version": version, "name": name, "settings": {"url": url}})),
-                StatusCode::CREATED,
-            )
-            .await;
-        conns.push(c["id"].as_str().unwrap().to_string());
+        let body = json!({"connector": "echo", "version": version, "name": name, "settings": {"url": url}});
+        conns.push(host.connection(&ws, body).await);
     }
     host.rule(&ws, json!({"event": "tick", "connection": conns[0], "action": "send"})).await;
     host.rule(&ws, json!({"event": "tick", "connection": conns[1], "action": "send"})).await;
     host.rule(&ws, json!({"event": "slow", "connection": conns[2], "action": "send"})).await;
 
     // A slow attempt is in flight on v1 when v2 arrives.
-    let (_, slow_event) = host.emit(&ws, json!({"event": "slow", "payload": {"n": 0}})).await;
+    let slow_event = host.emit_event(&ws, "slow", json!({"n": 0})).await;
     host.wait_until("the slow attempt is in flight", || async { !slow.requests().is_empty() }).await;
     let mut events = Vec::new();
     for i in 0..10 {
-        let (_, e) = host.emit(&ws, json!({"event": "tick", "payload": {"n": i}})).await;
-        events.push(e["event"]["id"].as_str().unwrap().to_string());
+        events.push(host.emit_event(&ws, "tick", json!({"n": i})).await);
     }
     host.wait_until("the first ten delivered", || async {
         fast.requests().iter().filter(|r| r.path_and_query == "/latest").count() == 10
@@ -170,11 +154,10 @@ async fn a_new_version_takes_over_the_next_delivery_while_running_and_pinned_one
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let after_upload = Instant::now();
     for i in 10..20 {
-        let (_, e) = host.emit(&ws, json!({"event": "tick", "payload": {"n": i}})).await;
-        events.push(e["event"]["id"].as_str().unwrap().to_string());
+        events.push(host.emit_event(&ws, "tick", json!({"n": i})).await);
     }
     assert!(after_upload.duration_since(before_upload) < Duration::from_secs(30));
-    for id in events.iter().chain([&slow_event["event"]["id"].as_str().unwrap().to_string()]) {
+    for id in events.iter().chain([&slow_event]) {
         assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
     }
 
@@ -209,15 +192,8 @@ async fn a_new_version_takes_over_the_next_delivery_while_running_and_pinned_one
     }
     let slow_body: Value = serde_json::from_slice(&slow.requests()[0].body).unwrap();
     assert_eq!(slow_body["version"], "1.0.0", "the in-flight attempt finished on the version it started");
-    let d = host
-        .admin(
-            Method::GET,
-            &format!("/api/v1/workspaces/{}/events/{}/deliveries", ws.id, slow_event["event"]["id"].as_str().unwrap()),
-            None,
-            StatusCode::OK,
-        )
-        .await;
-    assert_eq!(d["records"][0]["connector_version"], "1.0.0", "and its attempt record names 1.0.0");
+    let d = host.deliveries(&ws, &slow_event).await;
+    assert_eq!(d[0]["connector_version"], "1.0.0", "and its attempt record names 1.0.0");
 }
 
 pub(crate) async fn echo_versions(host: &TestHost) -> Vec<String> {
@@ -235,8 +211,7 @@ pub(crate) async fn delivered_by(
     receiver: &switchboard_tests::receiver::Receiver,
 ) -> String {
     let before = receiver.requests().len();
-    let (status, _) = host.emit(ws, json!({"event": "tick", "payload": {"n": before}})).await;
-    assert_eq!(status, StatusCode::CREATED);
+    host.emit_event(ws, "tick", json!({"n": before})).await;
     host.wait_until("delivered", || async { receiver.requests().len() > before }).await;
     let body: Value = serde_json::from_slice(&receiver.requests()[before].body).unwrap();
     body["version"].as_str().unwrap().to_string()
@@ -253,22 +228,14 @@ async fn blocking_a_version_pauses_its_pinned_connections_and_latest_falls_back(
     let ws = host.workspace("ops").await;
     let mut ids = Vec::new();
     for (version, url) in [("latest", latest_rx.url("/l")), ("2.0.0", pinned_rx.url("/p"))] {
-        let c = host
-            .admin(
-                Method::POST,
-                &format!("/api/v1/workspaces/{}/connections", ws.id),
-                Some(json!({"connector": "echo", "version": version, "name": version, "settings": {"url": url}})),
-                StatusCode::CREATED,
-            )
-            .await;
-        host.rule(&ws, json!({"event": "tick", "connection": c["id"], "action": "send"})).await;
-        ids.push(c["id"].as_str().unwrap().to_string());
+        let body = json!({"connector": "echo", "version": version, "name": version, "settings": {"url": url}});
+        let conn = host.connection(&ws, body).await;
+        host.rule(&ws, json!({"event": "tick", "connection": conn, "action": "send"})).await;
+        ids.push(conn);
     }
     let blocked = host.admin(Method::POST, "/api/v1/connectors/echo/versions/2.0.0/block", None, StatusCode::OK).await;
     assert_eq!(blocked["paused_connections"], json!([ids[1]]));
-    let pinned = host
-        .admin(Method::GET, &format!("/api/v1/workspaces/{}/connections/{}", ws.id, ids[1]), None, StatusCode::OK)
-        .await;
+    let pinned = host.get(&format!("/api/v1/workspaces/{}/connections/{}", ws.id, ids[1])).await;
     assert_eq!(
         (pinned["active"].as_bool(), pinned["inactive_reason"].as_str()),
         (Some(false), Some("connector_version_blocked"))
@@ -284,7 +251,7 @@ async fn blocking_a_version_pauses_its_pinned_connections_and_latest_falls_back(
 
     // Blocks survive a restart.
     let host = host.restart().await;
-    let versions = host.admin(Method::GET, "/api/v1/connectors/echo/versions", None, StatusCode::OK).await;
+    let versions = host.get("/api/v1/connectors/echo/versions").await;
     assert_eq!(versions["records"][1]["blocked"], true);
 
     let unblocked =

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard_tests::WEBHOOK_SECRET;
 use switchboard_tests::process::{ADMIN, ServerProcess};
-use switchboard_tests::receiver::{Receiver, Recorded, reply};
+use switchboard_tests::receiver::{Call, Receiver, reply};
 
 const CLIENTS: u64 = 16;
 const READERS: usize = 4;
@@ -116,7 +116,7 @@ async fn destination(
     delay: Duration,
     concurrency: Option<u32>,
     ok: u16,
-    refuse: impl Fn(&Recorded) -> bool + Send + Sync + 'static,
+    refuse: impl Fn(&Call) -> bool + Send + Sync + 'static,
 ) -> Destination {
     let tally = Tally::default();
     let t = tally.clone();
@@ -138,7 +138,7 @@ async fn destination(
 async fn destinations() -> Vec<Destination> {
     // The flaky one refuses the first request of each delivery (its `webhook-id`).
     let tried = Mutex::new(HashSet::<String>::new());
-    let first = move |r: &Recorded| tried.lock().unwrap().insert(r.header("webhook-id").unwrap_or_default().into());
+    let first = move |r: &Call| tried.lock().unwrap().insert(r.header("webhook-id").unwrap_or_default().into());
     vec![
         destination("fast", Duration::ZERO, None, 204, |_| false).await,
         destination("slow", SLOW, Some(SLOW_CONCURRENCY), 204, |_| false).await,

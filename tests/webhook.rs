@@ -5,34 +5,36 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use switchboard::outcome::Outcome;
-use switchboard::runtime::Labels;
+use switchboard::runtime::{Labels, LoadedConnector, Runtime};
+use switchboard_tests::WEBHOOK_SECRET as SECRET;
 use switchboard_tests::receiver::{Receiver, reply};
 use switchboard_tests::sandbox::{invocation, load, runtime};
-use switchboard_tests::standard_webhooks::{VerifyError, verify};
+use switchboard_tests::standard_webhooks::{VerifyError, verify, verify_call};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WEBHOOK: &str = "switchboard-connector-webhook";
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
+type Verdicts = Arc<Mutex<Vec<Result<(), VerifyError>>>>;
 
-/// A receiver that answers 204 to a valid signature and 401 otherwise.
-async fn verifying_receiver(verdicts: Arc<Mutex<Vec<Result<(), VerifyError>>>>) -> Receiver {
-    Receiver::start(move |r| {
-        let verdict = verify(
-            SECRET,
-            r.header("webhook-id"),
-            r.header("webhook-timestamp"),
-            r.header("webhook-signature"),
-            &r.body,
-            now(),
-        );
+/// A receiver that answers 204 to a valid signature and 401 otherwise, and
+/// the verdicts it reached.
+async fn verifying_receiver() -> (Receiver, Verdicts) {
+    let verdicts = Verdicts::default();
+    let seen = verdicts.clone();
+    let receiver = Receiver::start(move |r| {
+        let verdict = verify_call(SECRET, r);
         let status = if verdict.is_ok() { 204 } else { 401 };
-        verdicts.lock().unwrap().push(verdict);
+        seen.lock().unwrap().push(verdict);
         reply(status, &[], "")
     })
-    .await
+    .await;
+    (receiver, verdicts)
+}
+
+/// The webhook connector in a sandbox that may reach loopback receivers.
+async fn sandbox() -> (Runtime, LoadedConnector) {
+    let rt = runtime(true);
+    let webhook = load(&rt, WEBHOOK).await;
+    (rt, webhook)
 }
 
 #[test]
@@ -78,10 +80,8 @@ fn the_reference_verifier_accepts_the_vectors_and_rejects_the_negative() {
 
 #[tokio::test]
 async fn delivers_a_signed_envelope_the_reference_verifier_accepts() {
-    let verdicts = Arc::new(Mutex::new(Vec::new()));
-    let receiver = verifying_receiver(verdicts.clone()).await;
-    let rt = runtime(true);
-    let webhook = load(&rt, WEBHOOK).await;
+    let (receiver, verdicts) = verifying_receiver().await;
+    let (rt, webhook) = sandbox().await;
     assert_eq!(webhook.manifest().name, "webhook");
     let settings = json!({"url": receiver.url("/hooks/switchboard"), "headers": {"X-Team": "growth"}});
     let record = rt
@@ -110,10 +110,8 @@ async fn delivers_a_signed_envelope_the_reference_verifier_accepts() {
 
 #[tokio::test]
 async fn the_signature_is_stable_in_id_and_fresh_in_time_across_attempts() {
-    let verdicts = Arc::new(Mutex::new(Vec::new()));
-    let receiver = verifying_receiver(verdicts.clone()).await;
-    let rt = runtime(true);
-    let webhook = load(&rt, WEBHOOK).await;
+    let (receiver, verdicts) = verifying_receiver().await;
+    let (rt, webhook) = sandbox().await;
     for attempt in 1..=2 {
         let mut inv = invocation(
             "send_webhook",
@@ -133,10 +131,8 @@ async fn the_signature_is_stable_in_id_and_fresh_in_time_across_attempts() {
 
 #[tokio::test]
 async fn a_wrong_secret_fails_verification_and_is_reported_as_auth() {
-    let verdicts = Arc::new(Mutex::new(Vec::new()));
-    let receiver = verifying_receiver(verdicts.clone()).await;
-    let rt = runtime(true);
-    let webhook = load(&rt, WEBHOOK).await;
+    let (receiver, verdicts) = verifying_receiver().await;
+    let (rt, webhook) = sandbox().await;
     let inv = invocation(
         "send_webhook",
         json!({}),
@@ -150,8 +146,7 @@ async fn a_wrong_secret_fails_verification_and_is_reported_as_auth() {
 
 #[tokio::test]
 async fn receiver_failures_map_to_outcomes_with_retry_after() {
-    let rt = runtime(true);
-    let webhook = load(&rt, WEBHOOK).await;
+    let (rt, webhook) = sandbox().await;
     let cases = [
         (503, Some("7"), Outcome::RejectedServerError, Some(7000)),
         (429, Some("2"), Outcome::RateLimited, Some(2000)),
@@ -175,8 +170,7 @@ async fn receiver_failures_map_to_outcomes_with_retry_after() {
 
 #[tokio::test]
 async fn an_unreachable_receiver_is_a_network_error() {
-    let rt = runtime(true);
-    let webhook = load(&rt, WEBHOOK).await;
+    let (rt, webhook) = sandbox().await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

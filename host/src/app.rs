@@ -25,6 +25,8 @@ pub struct App {
     pub admin_token_hash: [u8; 32],
     /// Wakes the scheduler when deliveries become due now.
     pub wake: Notify,
+    /// The delivery workers run (false once shutdown began): `/readyz`.
+    workers_up: std::sync::atomic::AtomicBool,
     rules: RwLock<HashMap<String, Arc<Vec<CompiledRule>>>>,
     /// Per-workspace ingest buckets: (tokens, last refill ms).
     ingest_buckets: std::sync::Mutex<HashMap<String, (f64, i64)>>,
@@ -66,6 +68,7 @@ impl App {
             master_key,
             admin_token_hash,
             wake: Notify::new(),
+            workers_up: std::sync::atomic::AtomicBool::new(true),
             rules: RwLock::new(HashMap::new()),
             ingest_buckets: std::sync::Mutex::new(HashMap::new()),
             keys: RwLock::new(HashMap::new()),
@@ -106,18 +109,6 @@ impl App {
         let compiled = Arc::new(compiled);
         self.rules.write().unwrap_or_else(|p| p.into_inner()).insert(workspace.to_string(), compiled.clone());
         Ok(compiled)
-    }
-
-    /// Queue again every delivery that waited for this connection to be
-    /// fixed (after a secret change, an explicit resume or an unblock).
-    pub async fn resume_waiting(&self, connection: &str) -> Result<usize, StoreError> {
-        let now = crate::model::now_ms();
-        let waiting = self.store.waiting(connection).await?;
-        for delivery in &waiting {
-            self.store.requeue(delivery, now, now).await?;
-        }
-        self.wake.notify_one();
-        Ok(waiting.len())
     }
 
     /// Where uploaded connector components are kept.
@@ -171,6 +162,14 @@ impl App {
         self.keys_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.keys.write().unwrap_or_else(|p| p.into_inner()).remove(&key.hash);
         stored
+    }
+
+    pub fn workers_up(&self) -> bool {
+        self.workers_up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_workers_up(&self, up: bool) {
+        self.workers_up.store(up, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn rules_changed(&self, workspace: &str) {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::SandboxLimits;
 use crate::store::StoreConfig;
 
 /// Everything `switchboard serve` can be told.
@@ -147,6 +146,46 @@ impl Default for RetentionConfig {
     }
 }
 
+/// `[sandbox]`: what one connector invocation may spend. Enforced by
+/// `runtime` (engine, store limits, budgets and caps); defined here with the
+/// other sections so that `config` depends on nothing that reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxLimits {
+    /// Linear memory cap per instance.
+    pub memory_bytes: usize,
+    /// Guest CPU budget (time waiting for HTTP is not counted).
+    #[serde(with = "duration")]
+    pub cpu: Duration,
+    /// Wall-clock budget for the whole invocation.
+    #[serde(with = "duration")]
+    pub wall: Duration,
+    /// `http.send` calls per invocation; the next one ends the invocation.
+    pub max_requests: u32,
+    pub max_request_body: usize,
+    pub max_response_body: usize,
+    /// Cap on each request's timeout.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Instances that may exist at once (the pooling allocator's size).
+    pub max_concurrent_instances: u32,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            memory_bytes: 32 << 20,
+            cpu: Duration::from_millis(100),
+            wall: Duration::from_secs(30),
+            max_requests: 10,
+            max_request_body: 1 << 20,
+            max_response_body: 5 << 20,
+            request_timeout: Duration::from_secs(10),
+            max_concurrent_instances: 256,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -239,32 +278,7 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
 }
 
 /// Serde for `Duration` as friendly text such as `"250ms"`.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        let signed: jiff::SignedDuration = text
-            .trim()
-            .parse()
-            .map_err(|e| format!("`{text}` is not a duration like \"250ms\", \"5s\" or \"2h\": {e}"))?;
-        Duration::try_from(signed).map_err(|_| format!("`{text}` must not be negative"))
-    }
-
-    pub fn format(d: &Duration) -> String {
-        jiff::SignedDuration::try_from(*d).map(|s| format!("{s:#}")).unwrap_or_else(|_| format!("{}s", d.as_secs()))
-    }
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(D::Error::custom)
-    }
-}
+pub use crate::time::duration;
 
 /// Serde for `Vec<Duration>`.
 mod durations {

@@ -1,13 +1,17 @@
 //! Switchboard: a self-hosted event router that delivers each event to its
 //! destinations through sandboxed WebAssembly connectors.
 //!
-//! Module map: [`server`] starts everything; [`api`] is the HTTP surface;
-//! [`routing`] matches rules and renders fields; [`store`] is durable state;
-//! [`delivery`] runs attempts with retries and limits; [`runtime`] is the
-//! sandbox; [`egress`] decides where a connector may connect; [`secrets`]
-//! substitutes, scrubs and seals secrets; [`outcome`] turns what happened
-//! into an outcome code; [`attempt`] is the record users see; [`cli`] is the
-//! command line.
+//! Module map: [`server`] starts everything from a [`config`]; [`app`] is the
+//! shared state; [`api`] is the HTTP surface; [`ops`] is every state change a
+//! person or a worker asks for; [`routing`] matches rules and renders fields;
+//! [`store`] is durable state, holding the records of [`model`]; [`delivery`]
+//! runs attempts with retries, limits and fair shares; [`runtime`] is the
+//! sandbox, running the connector versions of the [`registry`] ([`devmode`]
+//! reloads them); [`egress`] decides where a connector may connect;
+//! [`secrets`] substitutes, scrubs and seals secrets, with [`redact`] finding
+//! their encoded forms; [`outcome`] is the outcome codes; [`attempt`] is the
+//! record users see; [`time`] reads the clock and writes instants; [`cli`] is
+//! the command line; `fault` holds test-only fault hooks.
 
 pub mod api;
 pub mod app;
@@ -20,6 +24,7 @@ pub mod egress;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod model;
+pub mod ops;
 pub mod outcome;
 pub mod redact;
 pub mod registry;
@@ -28,5 +33,6 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod time;
 
 pub use server::run;

@@ -11,14 +11,7 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", ulid::Ulid::new())
 }
 
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
-/// RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
-}
+pub use crate::time::{now_ms, rfc3339};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workspace {
@@ -46,9 +39,18 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
 }
 
-/// Why a connection is not delivering.
-pub const AUTH_INVALID: &str = "authentication_invalid";
-pub const VERSION_BLOCKED: &str = "connector_version_blocked";
+/// Why a connection is not delivering (its deliveries wait until it is
+/// resumed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InactiveReason {
+    /// Paused through the API (`active: false`).
+    Disabled,
+    /// The destination refused the connection's credentials.
+    AuthenticationInvalid,
+    /// The connector version it is pinned to was blocked.
+    ConnectorVersionBlocked,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
@@ -64,7 +66,7 @@ pub struct Connection {
     #[serde(with = "crate::model::base64_bytes")]
     pub sealed_secrets: Vec<u8>,
     pub active: bool,
-    pub inactive_reason: Option<String>,
+    pub inactive_reason: Option<InactiveReason>,
     /// Deliveries per second (token bucket); the connector's default when absent.
     pub rate_limit_per_second: Option<f64>,
     pub concurrency: Option<u32>,
@@ -204,6 +206,14 @@ pub struct Delivery {
     pub updated_at: i64,
 }
 
+/// Where a replay job is: recorded, or every matched delivery requeued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayState {
+    Pending,
+    Completed,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplayJob {
     pub id: String,
@@ -215,7 +225,7 @@ pub struct ReplayJob {
     pub until: Option<i64>,
     pub matched: u64,
     pub requeued: u64,
-    pub state: String,
+    pub state: ReplayState,
     pub created_at: i64,
 }
 

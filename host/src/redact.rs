@@ -4,7 +4,7 @@
 //! A value rarely comes back byte for byte: URL parsers percent-encode it and
 //! lower-case host names, form encoders use `+`, JSON escapes it, HTTP auth
 //! schemes base64 it. For every value of at least
-//! [`MIN_SECRET_BYTES`](crate::secrets::MIN_SECRET_BYTES) the redactor
+//! [`MIN_SECRET_BYTES`] the redactor
 //! derives, once per secret set:
 //!
 //! - the raw value, matched ignoring ASCII case (a host name comes back
@@ -37,7 +37,9 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 
-use crate::secrets::MIN_SECRET_BYTES;
+/// The shortest secret value the API accepts: a shorter one could not be
+/// scrubbed without rewriting unrelated text that happens to contain it.
+pub const MIN_SECRET_BYTES: usize = 8;
 
 /// The precomputed forms of a set of secret values.
 #[derive(Clone, Default)]

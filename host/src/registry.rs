@@ -12,6 +12,9 @@ use serde::Serialize;
 
 use crate::runtime::LoadedConnector;
 
+/// Where the blocked versions are recorded, in the uploads directory.
+const BLOCKED_FILE: &str = "blocked.json";
+
 /// Where a version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +79,30 @@ impl Registry {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Record every blocked `name@version` in `dir`, so blocks outlive a
+    /// restart ([`Registry::load_blocked`] applies them again).
+    pub async fn save_blocked(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        let blocked: Vec<String> = self
+            .list()
+            .iter()
+            .flat_map(|(name, vs)| {
+                vs.iter().filter(|e| e.blocked).map(move |e| format!("{name}@{}", e.connector.manifest().version))
+            })
+            .collect();
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::write(dir.join(BLOCKED_FILE), serde_json::to_vec(&blocked).unwrap_or_default()).await
+    }
+
+    /// Block again what [`Registry::save_blocked`] recorded in `dir`.
+    pub async fn load_blocked(&self, dir: &std::path::Path) {
+        let Ok(text) = tokio::fs::read_to_string(dir.join(BLOCKED_FILE)).await else { return };
+        for blocked in serde_json::from_str::<Vec<String>>(&text).unwrap_or_default() {
+            if let Some((name, version)) = blocked.split_once('@') {
+                self.set_blocked(name, version, true);
+            }
         }
     }
 

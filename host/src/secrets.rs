@@ -12,9 +12,7 @@ use std::fmt;
 
 use crate::redact::Redactor;
 
-/// The shortest secret value the API accepts: a shorter one could not be
-/// scrubbed without rewriting unrelated text that happens to contain it.
-pub const MIN_SECRET_BYTES: usize = 8;
+pub use crate::redact::MIN_SECRET_BYTES;
 
 /// A connection's secrets, by name. `Debug` never prints values.
 #[derive(Clone, Default)]

@@ -5,14 +5,9 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Json;
-use axum::http::StatusCode;
-use axum::routing::get;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,29 +18,10 @@ use crate::egress::EgressPolicy;
 use crate::model::now_ms;
 use crate::registry::{Entry, Origin};
 use crate::runtime::Runtime;
-use crate::runtime::cache::ConnectorCache;
+use crate::runtime::cache::StoreCache;
 use crate::runtime::transport::ReqwestTransport;
 use crate::secrets::MasterKey;
-use crate::store::{CacheEntry, Store};
 
-/// The `cache` import backed by the store, so cached lookups survive restarts.
-struct StoreCache(Arc<dyn Store>);
-
-#[async_trait::async_trait]
-impl ConnectorCache for StoreCache {
-    async fn get(&self, scope: &str, key: &str) -> Option<String> {
-        self.0.cache_get(scope, key, now_ms()).await.ok().flatten()
-    }
-    async fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration) {
-        let entry = CacheEntry { value: value.to_string(), expires_at: now_ms() + ttl.as_millis() as i64 };
-        if let Err(e) = self.0.cache_set(scope, key, &entry).await {
-            tracing::warn!(error = %e, "connector cache write failed");
-        }
-    }
-}
-
-/// `/readyz` answers 503 while one store operation has run longer than this.
-const STORE_STUCK_AFTER: Duration = Duration::from_secs(5);
 /// Records removed per sweep step.
 const SWEEP_STEP: usize = 200;
 /// How often expired connector-cache entries are removed.
@@ -105,13 +81,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
     if uploaded.exists() {
         register_dir(&app, &uploaded, Origin::Uploaded).await?;
     }
-    if let Ok(text) = tokio::fs::read_to_string(crate::api::connectors::blocked_file(&app)).await {
-        for blocked in serde_json::from_str::<Vec<String>>(&text).unwrap_or_default() {
-            if let Some((name, version)) = blocked.split_once('@') {
-                app.registry.set_blocked(name, version, true);
-            }
-        }
-    }
+    app.registry.load_blocked(&app.uploads_dir()).await;
     Ok(app)
 }
 
@@ -152,7 +122,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 }
 
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let workers_up = Arc::new(AtomicBool::new(true));
     let delivery = tokio::spawn(crate::delivery::run(app.clone(), shutdown.clone()));
     let sweeper = tokio::spawn(sweep_loop(app.clone(), shutdown.clone()));
     if let Some(dir) = app.config.connectors_dir.clone().filter(|_| app.config.registry.watch) {
@@ -160,35 +129,11 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
         crate::devmode::spawn(app.clone(), dir, shutdown.clone())?;
     }
     for mut job in app.store.replays_pending().await? {
-        if let Err(e) = crate::api::events::run_replay(&app, &mut job).await {
-            tracing::error!(replay = %job.id, error = %e.message, "resuming a replay");
+        if let Err(e) = crate::ops::replay::run(&app, &mut job).await {
+            tracing::error!(replay = %job.id, error = %e, "resuming a replay");
         }
     }
-    let ready_app = app.clone();
-    let ready_flag = workers_up.clone();
-    let router = crate::api::router(app.clone())
-        .route(
-            "/readyz",
-            get(move || {
-                let app = ready_app.clone();
-                let flag = ready_flag.clone();
-                async move {
-                    // Never waits on the store: a store stuck on one operation
-                    // for longer than this is reported, not joined.
-                    let stuck = app.store.busy_for().filter(|d| *d > STORE_STUCK_AFTER);
-                    let workers = flag.load(Ordering::Relaxed);
-                    let status =
-                        if stuck.is_none() && workers { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-                    let store = match stuck {
-                        Some(d) => json!({"ok": false, "stuck_for_ms": d.as_millis() as u64}),
-                        None => json!({"ok": true}),
-                    };
-                    (status, Json(json!({"store": store, "workers": workers})))
-                }
-            }),
-        )
-        // Added after `api::router`, so it needs the JSON 405 again.
-        .method_not_allowed_fallback(crate::api::extract::method_not_allowed);
+    let router = crate::api::router(app.clone());
     tracing::info!(listen = %listener.local_addr()?, "switchboard serving");
     // TCP_NODELAY: an answer written in two parts must not wait for the
     // client's delayed ACK (40 ms on Linux) before its second part leaves.
@@ -198,7 +143,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
         }
     });
     axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
-    workers_up.store(false, Ordering::Relaxed);
+    app.set_workers_up(false);
     let _ = delivery.await;
     let _ = sweeper.await;
     app.store.sync().await?;

@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use switchboard::attempt::AttemptRecord;
 use switchboard::outcome::Outcome;
 use switchboard::runtime::{Labels, LoadedConnector, Runtime};
+use switchboard_tests::fakes::Call;
 use switchboard_tests::fakes::activecampaign::{self as fake, API_KEY, Failure, FakeActiveCampaign};
-use switchboard_tests::host::{ADMIN, TestHost, Ws};
+use switchboard_tests::host::{ADMIN, TestHost, Ws, seed_event};
 use switchboard_tests::sandbox::{invocation, load, runtime};
 
 const CONNECTOR: &str = "switchboard-connector-activecampaign";
@@ -30,6 +31,12 @@ async fn sandbox() -> (Runtime, LoadedConnector) {
     (rt, connector)
 }
 
+/// An empty fake account, and the connector in a sandbox to deliver to it.
+async fn account() -> (FakeActiveCampaign, Runtime, LoadedConnector) {
+    let (rt, connector) = sandbox().await;
+    (fake::start().await, rt, connector)
+}
+
 /// One delivery in the sandbox, as connection `conn_test` (so consecutive
 /// runs on one runtime share the tag cache, like one connection does).
 async fn run(rt: &Runtime, connector: &LoadedConnector, api_url: &str, key: &str, fields: Value) -> AttemptRecord {
@@ -43,7 +50,7 @@ fn tagging(email: &str) -> Value {
 
 /// The calls the fake saw from index `from` on, as `METHOD /path?query`.
 fn lines(fake: &FakeActiveCampaign, from: usize) -> Vec<String> {
-    fake.calls()[from..].iter().map(fake::Call::line).collect()
+    fake.calls()[from..].iter().map(Call::line).collect()
 }
 
 fn statuses(fake: &FakeActiveCampaign, from: usize) -> Vec<u16> {
@@ -52,8 +59,7 @@ fn statuses(fake: &FakeActiveCampaign, from: usize) -> Vec<u16> {
 
 #[tokio::test]
 async fn a_new_contact_and_a_new_tag_take_four_exact_calls() {
-    let fake = fake::start().await;
-    let (rt, ac) = sandbox().await;
+    let (fake, rt, ac) = account().await;
     let fields = json!({"email": "alex@northstar.io", "tag": TAG, "first_name": "Alex", "last_name": "Rivera"});
     let record = run(&rt, &ac, &fake.base_url(), API_KEY, fields).await;
 
@@ -91,10 +97,9 @@ async fn a_new_contact_and_a_new_tag_take_four_exact_calls() {
 
 #[tokio::test]
 async fn an_existing_tag_is_found_by_exact_name_whatever_its_case_and_never_recreated() {
-    let fake = fake::start().await;
+    let (fake, rt, ac) = account().await;
     let existing = fake.seed_tag("ONBOARDING: connect your crm");
     fake.seed_tag("Onboarding: Connect your CRM (2025 cohort)");
-    let (rt, ac) = sandbox().await;
     let record = run(&rt, &ac, &fake.base_url(), API_KEY, tagging("alex@northstar.io")).await;
 
     assert_eq!(record.outcome, Outcome::Delivered, "{record:#?}");
@@ -105,8 +110,7 @@ async fn an_existing_tag_is_found_by_exact_name_whatever_its_case_and_never_recr
 
 #[tokio::test]
 async fn the_tag_id_is_cached_per_connection_so_a_warm_delivery_is_two_calls() {
-    let fake = fake::start().await;
-    let (rt, ac) = sandbox().await;
+    let (fake, rt, ac) = account().await;
     let cold = run(&rt, &ac, &fake.base_url(), API_KEY, tagging("alex@northstar.io")).await;
     assert_eq!(cold.outcome, Outcome::Delivered, "{cold:#?}");
     assert_eq!(lines(&fake, 0), [SYNC, SEARCH, CREATE, APPLY]);
@@ -133,8 +137,7 @@ async fn the_tag_id_is_cached_per_connection_so_a_warm_delivery_is_two_calls() {
 
 #[tokio::test]
 async fn a_cached_tag_deleted_in_the_app_is_looked_up_again() {
-    let fake = fake::start().await;
-    let (rt, ac) = sandbox().await;
+    let (fake, rt, ac) = account().await;
     assert_eq!(
         run(&rt, &ac, &fake.base_url(), API_KEY, tagging("alex@northstar.io")).await.outcome,
         Outcome::Delivered
@@ -156,8 +159,7 @@ async fn a_cached_tag_deleted_in_the_app_is_looked_up_again() {
 
 #[tokio::test]
 async fn an_account_url_ending_in_api_3_is_tolerated() {
-    let fake = fake::start().await;
-    let (rt, ac) = sandbox().await;
+    let (fake, rt, ac) = account().await;
     let record = run(&rt, &ac, &format!("{}/api/3/", fake.base_url()), API_KEY, tagging("alex@northstar.io")).await;
     assert_eq!(record.outcome, Outcome::Delivered, "{record:#?}");
     assert_eq!(lines(&fake, 0), [SYNC, SEARCH, CREATE, APPLY]);
@@ -165,8 +167,7 @@ async fn an_account_url_ending_in_api_3_is_tolerated() {
 
 #[tokio::test]
 async fn every_vendor_failure_shape_has_its_outcome() {
-    let fake = fake::start().await;
-    let (rt, ac) = sandbox().await;
+    let (fake, rt, ac) = account().await;
     let cases = [
         (Failure::RateLimited { retry_after_secs: 30 }, Outcome::RateLimited, Some(30_000)),
         (Failure::Unavailable, Outcome::RejectedServerError, None),
@@ -199,8 +200,7 @@ async fn every_vendor_failure_shape_has_its_outcome() {
 
 #[tokio::test]
 async fn the_vendor_refusing_the_data_is_permanent_and_bad_fields_never_leave_the_sandbox() {
-    let fake = fake::start().await;
-    let (rt, ac) = sandbox().await;
+    let (fake, rt, ac) = account().await;
     // The vendor's own email check (the connector only insists on an `@`).
     let record = run(&rt, &ac, &fake.base_url(), API_KEY, tagging("alex@northstar")).await;
     assert_eq!(record.outcome, Outcome::RejectedClientError, "{record:#?}");
@@ -218,8 +218,7 @@ async fn the_vendor_refusing_the_data_is_permanent_and_bad_fields_never_leave_th
 
 #[tokio::test]
 async fn a_wrong_key_is_refused_by_the_vendor_and_reported_as_auth() {
-    let fake = fake::start().await;
-    let (rt, ac) = sandbox().await;
+    let (fake, rt, ac) = account().await;
     let record = run(&rt, &ac, &fake.base_url(), "ac-revoked-key", tagging("alex@northstar.io")).await;
     assert_eq!(record.outcome, Outcome::AuthFailed, "{record:#?}");
     assert_eq!(statuses(&fake, 0), [401]);
@@ -246,49 +245,24 @@ async fn settings_and_manifest_are_what_the_spec_says() {
 // Through the real service: rules, the store-backed cache, retries, pauses
 // and the per-connection rate limit.
 
-async fn connection(host: &TestHost, ws: &Ws, fake: &FakeActiveCampaign, key: &str) -> String {
-    let body = json!({"connector": "activecampaign", "name": "ActiveCampaign", "settings": {"api_url": fake.base_url()},
-                      "secrets": {"api_key": key}});
-    let v = host
-        .admin(Method::POST, &format!("/api/v1/workspaces/{}/connections", ws.id), Some(body), StatusCode::CREATED)
-        .await;
-    v["id"].as_str().unwrap().to_string()
-}
-
-/// The README's rule for the onboarding event.
-async fn onboarding_rule(host: &TestHost, ws: &Ws, conn: &str) {
-    host.rule(
-        ws,
-        json!({"event": "page.completed", "connection": conn, "action": "tag_contact",
-               "filter": {"payload": {"sequence_step": {"$gte": 3}}},
-               "fields": {"email": "{{ payload.email }}", "tag": "Onboarding: {{ payload.page_title }}"}}),
-    )
-    .await;
+/// A `northstar` workspace whose README rule tags contacts in the fake
+/// account through a connection holding `key`; the workspace and the
+/// connection.
+async fn northstar(host: &TestHost, fake: &FakeActiveCampaign, key: &str) -> (Ws, String) {
+    let ws = host.workspace("northstar").await;
+    let connection = json!({"connector": "activecampaign", "name": "ActiveCampaign",
+                            "settings": {"api_url": fake.base_url()}, "secrets": {"api_key": key}});
+    let rule = json!({"event": "page.completed", "action": "tag_contact",
+                      "filter": {"payload": {"sequence_step": {"$gte": 3}}},
+                      "fields": {"email": "{{ payload.email }}", "tag": "Onboarding: {{ payload.page_title }}"}});
+    let conn = host.route(&ws, connection, rule).await;
+    (ws, conn)
 }
 
 fn onboarding_event(email: &str) -> Value {
-    let text =
-        std::fs::read_to_string(switchboard_tests::build::workspace_root().join("tests/vectors/page_completed.json"))
-            .unwrap();
-    let mut event: Value = serde_json::from_str(&text).unwrap();
+    let mut event = seed_event();
     event["payload"]["email"] = json!(email);
     event
-}
-
-async fn emit(host: &TestHost, ws: &Ws, body: Value) -> String {
-    let (status, v) = host.emit(ws, body).await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    v["event"]["id"].as_str().unwrap().to_string()
-}
-
-/// The attempts of an event's only delivery.
-async fn attempts(host: &TestHost, ws: &Ws, event: &str) -> Vec<Value> {
-    let d = host
-        .admin(Method::GET, &format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id), None, StatusCode::OK)
-        .await;
-    assert_eq!(d["count"], 1, "{d}");
-    let path = format!("/api/v1/workspaces/{}/deliveries/{}/attempts", ws.id, d["records"][0]["id"].as_str().unwrap());
-    host.admin(Method::GET, &path, None, StatusCode::OK).await["records"].as_array().unwrap().clone()
 }
 
 fn outcomes(attempts: &[Value]) -> Vec<&str> {
@@ -303,22 +277,20 @@ fn started(attempt: &Value) -> jiff::Timestamp {
 async fn the_onboarding_rule_tags_the_contact_and_the_next_event_reuses_the_cached_tag() {
     let fake = fake::start().await;
     let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    let conn = connection(&host, &ws, &fake, API_KEY).await;
-    onboarding_rule(&host, &ws, &conn).await;
+    let (ws, _) = northstar(&host, &fake, API_KEY).await;
 
-    let first = emit(&host, &ws, onboarding_event("alex@northstar.io")).await;
+    let first = host.emit_ok(&ws, onboarding_event("alex@northstar.io")).await;
     assert_eq!(host.settled_event(&ws, &first).await["status"], "completed");
     assert_eq!(lines(&fake, 0), [SYNC, SEARCH, CREATE, APPLY]);
     assert_eq!(fake.tags_of("alex@northstar.io"), [TAG], "the tag rendered from the payload's page_title");
 
-    let second = emit(&host, &ws, onboarding_event("sam@northstar.io")).await;
+    let second = host.emit_ok(&ws, onboarding_event("sam@northstar.io")).await;
     assert_eq!(host.settled_event(&ws, &second).await["status"], "completed");
     assert_eq!(lines(&fake, 4), [SYNC, APPLY], "warm: the tag id came from the connection's cache");
     assert_eq!(fake.tags().len(), 1);
     assert_eq!(fake.tags_of("sam@northstar.io"), [TAG]);
 
-    let a = attempts(&host, &ws, &second).await;
+    let a = host.only_delivery_attempts(&ws, &second).await;
     assert_eq!(outcomes(&a), ["delivered"]);
     let steps = a[0]["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2);
@@ -330,24 +302,22 @@ async fn the_onboarding_rule_tags_the_contact_and_the_next_event_reuses_the_cach
 async fn a_429_waits_for_retry_after_and_a_503_at_the_limit_is_retried() {
     let fake = fake::start().await;
     let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    let conn = connection(&host, &ws, &fake, API_KEY).await;
-    onboarding_rule(&host, &ws, &conn).await;
+    let (ws, _) = northstar(&host, &fake, API_KEY).await;
 
     fake.fail_next(1, Failure::RateLimited { retry_after_secs: 2 });
-    let limited = emit(&host, &ws, onboarding_event("alex@northstar.io")).await;
+    let limited = host.emit_ok(&ws, onboarding_event("alex@northstar.io")).await;
     assert_eq!(host.settled_event(&ws, &limited).await["status"], "completed");
-    let a = attempts(&host, &ws, &limited).await;
+    let a = host.only_delivery_attempts(&ws, &limited).await;
     assert_eq!(outcomes(&a), ["rate_limited", "delivered"]);
     assert_eq!(a[0]["retry_after_ms"], 2000);
     let gap = started(&a[1]).duration_since(started(&a[0]));
     assert!(gap >= jiff::SignedDuration::from_secs(2), "retried after {gap:#}, before Retry-After");
 
     fake.fail_next(2, Failure::Unavailable);
-    let unavailable = emit(&host, &ws, onboarding_event("sam@northstar.io")).await;
+    let unavailable = host.emit_ok(&ws, onboarding_event("sam@northstar.io")).await;
     assert_eq!(host.settled_event(&ws, &unavailable).await["status"], "completed");
     assert_eq!(
-        outcomes(&attempts(&host, &ws, &unavailable).await),
+        outcomes(&host.only_delivery_attempts(&ws, &unavailable).await),
         ["rejected_server_error", "rejected_server_error", "delivered"]
     );
     assert_eq!(fake.tags_of("sam@northstar.io"), [TAG]);
@@ -357,34 +327,24 @@ async fn a_429_waits_for_retry_after_and_a_503_at_the_limit_is_retried() {
 async fn a_bad_api_key_pauses_the_connection_until_it_is_fixed() {
     let fake = fake::start().await;
     let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    let conn = connection(&host, &ws, &fake, "ac-revoked-key").await;
-    onboarding_rule(&host, &ws, &conn).await;
-    let first = emit(&host, &ws, onboarding_event("alex@northstar.io")).await;
+    let (ws, conn) = northstar(&host, &fake, "ac-revoked-key").await;
+    let first = host.emit_ok(&ws, onboarding_event("alex@northstar.io")).await;
 
     let conn_path = format!("/api/v1/workspaces/{}/connections/{conn}", ws.id);
-    host.wait_until("connection paused", || async {
-        host.raw(Method::GET, &conn_path, Some(ADMIN), None).await.1["active"] == false
-    })
-    .await;
-    let c = host.admin(Method::GET, &conn_path, None, StatusCode::OK).await;
+    let c = host.paused_connection(&ws, &conn).await;
     assert_eq!(c["inactive_reason"], "authentication_invalid");
     assert_eq!(statuses(&fake, 0), [401], "one refused sync, nothing after");
-    assert_eq!(outcomes(&attempts(&host, &ws, &first).await), ["auth_failed"]);
+    assert_eq!(outcomes(&host.only_delivery_attempts(&ws, &first).await), ["auth_failed"]);
 
-    let second = emit(&host, &ws, onboarding_event("sam@northstar.io")).await;
-    host.wait_until("both deliveries waiting", || async {
-        let path = format!("/api/v1/workspaces/{}/deliveries?status=waiting", ws.id);
-        host.raw(Method::GET, &path, Some(ADMIN), None).await.1["count"] == 2
-    })
-    .await;
+    let second = host.emit_ok(&ws, onboarding_event("sam@northstar.io")).await;
+    host.wait_waiting(&ws, 2).await;
     assert_eq!(fake.calls().len(), 1, "a paused connection sends nothing");
 
     host.admin(Method::PATCH, &conn_path, Some(json!({"secrets": {"api_key": API_KEY}})), StatusCode::OK).await;
     for id in [&first, &second] {
         assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
     }
-    assert_eq!(host.admin(Method::GET, &conn_path, None, StatusCode::OK).await["active"], true);
+    assert_eq!(host.get(&conn_path).await["active"], true);
     assert_eq!(fake.tags_of("alex@northstar.io"), [TAG]);
     assert_eq!(fake.tags_of("sam@northstar.io"), [TAG]);
 }
@@ -402,14 +362,12 @@ async fn a_burst_of_fifty_events_keeps_to_the_account_limit_and_loses_none() {
             std::iter::once(Duration::ZERO).chain(std::iter::repeat_n(Duration::from_millis(100), 99)).collect()
     })
     .await;
-    let ws = host.workspace("northstar").await;
     // No rate_limit_per_second: the manifest's default (5 deliveries/s) applies.
-    let conn = connection(&host, &ws, &fake, API_KEY).await;
-    onboarding_rule(&host, &ws, &conn).await;
+    let (ws, _) = northstar(&host, &fake, API_KEY).await;
 
     let mut events = Vec::new();
     for i in 0..EVENTS {
-        events.push(emit(&host, &ws, onboarding_event(&format!("user{i:02}@northstar.io"))).await);
+        events.push(host.emit_ok(&ws, onboarding_event(&format!("user{i:02}@northstar.io"))).await);
     }
     let processing = format!("/api/v1/workspaces/{}/events?status=processing&limit=200", ws.id);
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -419,14 +377,7 @@ async fn a_burst_of_fifty_events_keeps_to_the_account_limit_and_loses_none() {
     }
 
     // None lost: every event completed and every contact carries the tag, once.
-    let completed = host
-        .admin(
-            Method::GET,
-            &format!("/api/v1/workspaces/{}/events?status=completed&limit=200", ws.id),
-            None,
-            StatusCode::OK,
-        )
-        .await;
+    let completed = host.get(&format!("/api/v1/workspaces/{}/events?status=completed&limit=200", ws.id)).await;
     assert_eq!(completed["count"], EVENTS);
     assert_eq!(fake.contacts().len(), EVENTS);
     for i in 0..EVENTS {
@@ -447,7 +398,7 @@ async fn a_burst_of_fifty_events_keeps_to_the_account_limit_and_loses_none() {
     assert!(refused > 0, "50 events at 5 deliveries/s exceed 5 requests/s: the fake must have refused some");
     let mut limited_attempts = 0;
     for event in &events {
-        let a = attempts(&host, &ws, event).await;
+        let a = host.only_delivery_attempts(&ws, event).await;
         assert_eq!(a.last().unwrap()["outcome"], "delivered");
         for pair in a.windows(2) {
             assert_eq!(pair[0]["outcome"], "rate_limited", "only the limit fails attempts here: {}", pair[0]);

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use switchboard::attempt::AttemptRecord;
 use switchboard::outcome::Outcome;
 use switchboard::runtime::{Labels, LoadedConnector, Runtime};
-use switchboard_tests::fakes::hubspot::{Call, Failure, FakeHubSpot, Policy, RateLimit, TOKEN};
-use switchboard_tests::host::{ADMIN, TestHost, Ws};
+use switchboard_tests::fakes::Call;
+use switchboard_tests::fakes::hubspot::{Failure, FakeHubSpot, Policy, RateLimit, TOKEN};
+use switchboard_tests::host::{TestHost, Ws, seed_event};
 use switchboard_tests::sandbox::{invocation, load, runtime};
 
 const HUBSPOT: &str = "switchboard-connector-hubspot";
@@ -303,24 +304,26 @@ async fn settings_are_validated_by_the_connector() {
 
 // Through the real service.
 
-async fn hubspot_connection(host: &TestHost, ws: &Ws, fake: &FakeHubSpot, token: &str, rate: Option<f64>) -> String {
-    let mut body = json!({"connector": "hubspot", "name": "crm", "settings": {"base_url": fake.base_url()},
-                          "secrets": {"access_token": token}});
+/// A workspace named `name` whose README rule upserts into the fake with
+/// `token`, at most `rate` deliveries a second (the manifest's default when
+/// `None`); the workspace and the connection.
+async fn onboarding_workspace(
+    host: &TestHost,
+    name: &str,
+    fake: &FakeHubSpot,
+    token: &str,
+    rate: Option<f64>,
+) -> (Ws, String) {
+    let ws = host.workspace(name).await;
+    let mut connection = json!({"connector": "hubspot", "name": "crm", "settings": {"base_url": fake.base_url()},
+                                "secrets": {"access_token": token}});
     if let Some(rate) = rate {
-        body["rate_limit_per_second"] = json!(rate);
+        connection["rate_limit_per_second"] = json!(rate);
     }
-    let v = host
-        .admin(Method::POST, &format!("/api/v1/workspaces/{}/connections", ws.id), Some(body), StatusCode::CREATED)
-        .await;
-    v["id"].as_str().unwrap().to_string()
-}
-
-/// The rule of connectors/hubspot/README.md.
-fn onboarding_rule(connection: &str) -> Value {
-    json!({
+    // The rule of connectors/hubspot/README.md.
+    let rule = json!({
         "event": "page.completed",
         "resource": "onboarding_sequence",
-        "connection": connection,
         "action": "upsert_contact",
         "fields": {
             "email": "{{ payload.email }}",
@@ -330,43 +333,18 @@ fn onboarding_rule(connection: &str) -> Value {
                 "onboarding_completed_at": "{{ payload.completed_at }}"
             }
         }
-    })
-}
-
-async fn emit(host: &TestHost, ws: &Ws, event: Value) -> String {
-    let (status, body) = host.emit(ws, event).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["event"]["id"].as_str().unwrap().to_string()
-}
-
-/// Emit events in one durable write (the bulk ingest), so they are due at once.
-async fn emit_bulk(host: &TestHost, ws: &Ws, events: &[Value]) -> Vec<String> {
-    let (status, body) = host.raw(Method::POST, "/api/v1/events/bulk", Some(&ws.secret), Some(json!(events))).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["records"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
-}
-
-async fn attempts_of_only_delivery(host: &TestHost, ws: &Ws, event: &str) -> Vec<Value> {
-    let path = format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id);
-    let deliveries = host.admin(Method::GET, &path, None, StatusCode::OK).await;
-    assert_eq!(deliveries["count"], 1, "{deliveries}");
-    let id = deliveries["records"][0]["id"].as_str().unwrap();
-    let path = format!("/api/v1/workspaces/{}/deliveries/{id}/attempts", ws.id);
-    host.admin(Method::GET, &path, None, StatusCode::OK).await["records"].as_array().unwrap().clone()
+    });
+    let conn = host.route(&ws, connection, rule).await;
+    (ws, conn)
 }
 
 #[tokio::test]
 async fn the_readme_rule_upserts_the_contact_from_the_seed_page_completed_event() {
     let fake = start_fake().await;
     let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    let conn = hubspot_connection(&host, &ws, &fake, TOKEN, None).await;
-    host.rule(&ws, onboarding_rule(&conn)).await;
-    let seed =
-        std::fs::read_to_string(switchboard_tests::build::workspace_root().join("tests/vectors/page_completed.json"))
-            .unwrap();
+    let (ws, _) = onboarding_workspace(&host, "northstar", &fake, TOKEN, None).await;
 
-    let id = emit(&host, &ws, serde_json::from_str(&seed).unwrap()).await;
+    let id = host.emit_ok(&ws, seed_event()).await;
 
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
     let alex = fake.contact("alex@northstar.io").expect("created");
@@ -374,7 +352,7 @@ async fn the_readme_rule_upserts_the_contact_from_the_seed_page_completed_event(
         (alex.get("onboarding_step"), alex.get("last_completed_page"), alex.get("onboarding_completed_at")),
         (Some("3"), Some("Connect your CRM"), Some("2026-03-21T15:06:00Z"))
     );
-    let attempts = attempts_of_only_delivery(&host, &ws, &id).await;
+    let attempts = host.only_delivery_attempts(&ws, &id).await;
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0]["summary"], format!("created contact {}", alex.id));
     let statuses: Vec<&Value> =
@@ -397,31 +375,28 @@ async fn a_burst_of_fifty_events_stays_under_hubspots_limit_and_none_is_lost() {
                                "completed_at": "2026-03-21T15:06:00Z"}})
         })
         .collect();
+    // A HubSpot that knows everyone, so each delivery is one PATCH.
+    let limited_portal = || async {
+        let fake = start_fake().await;
+        fake.set_rate_limit(Some(limit));
+        for person in &people {
+            fake.seed_contact(person, &[]);
+        }
+        fake
+    };
 
     // Control: with no connection limit the same burst overruns HubSpot's window.
-    let unlimited = start_fake().await;
-    unlimited.set_rate_limit(Some(limit));
-    for person in &people {
-        unlimited.seed_contact(person, &[]);
-    }
-    let control = host.workspace("control").await;
-    let conn = hubspot_connection(&host, &control, &unlimited, TOKEN, Some(1000.0)).await;
-    host.rule(&control, onboarding_rule(&conn)).await;
-    emit_bulk(&host, &control, &burst).await;
+    let unlimited = limited_portal().await;
+    let (control, _) = onboarding_workspace(&host, "control", &unlimited, TOKEN, Some(1000.0)).await;
+    host.emit_bulk(&control, &burst).await;
     host.wait_until("the unlimited burst reached HubSpot", || async { unlimited.calls().len() >= 50 }).await;
     assert!(unlimited.throttled() > 0, "an unthrottled burst of 50 must exceed 20 calls a second");
 
     // At 8 deliveries a second (a bucket of 8, so at most 16 in any second),
     // every event lands with one PATCH and HubSpot never answers 429.
-    let fake = start_fake().await;
-    fake.set_rate_limit(Some(limit));
-    for person in &people {
-        fake.seed_contact(person, &[]);
-    }
-    let ws = host.workspace("northstar").await;
-    let conn = hubspot_connection(&host, &ws, &fake, TOKEN, Some(8.0)).await;
-    host.rule(&ws, onboarding_rule(&conn)).await;
-    let ids = emit_bulk(&host, &ws, &burst).await;
+    let fake = limited_portal().await;
+    let (ws, _) = onboarding_workspace(&host, "northstar", &fake, TOKEN, Some(8.0)).await;
+    let ids = host.emit_bulk(&ws, &burst).await;
     for id in &ids {
         let settled = host.settled_event(&ws, id).await;
         assert_eq!(settled["status"], "completed", "{settled}");
@@ -440,17 +415,12 @@ async fn a_rate_limited_delivery_waits_out_hubspots_interval_and_lands() {
     fake.set_rate_limit(Some(RateLimit::per(100, Duration::from_secs(1))));
     fake.fail_next(1, Failure::RateLimited(Policy::TenSecondlyRolling));
     let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    let conn = hubspot_connection(&host, &ws, &fake, TOKEN, None).await;
-    host.rule(&ws, onboarding_rule(&conn)).await;
+    let (ws, _) = onboarding_workspace(&host, "northstar", &fake, TOKEN, None).await;
 
-    let seed =
-        std::fs::read_to_string(switchboard_tests::build::workspace_root().join("tests/vectors/page_completed.json"))
-            .unwrap();
-    let id = emit(&host, &ws, serde_json::from_str(&seed).unwrap()).await;
+    let id = host.emit_ok(&ws, seed_event()).await;
 
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
-    let attempts = attempts_of_only_delivery(&host, &ws, &id).await;
+    let attempts = host.only_delivery_attempts(&ws, &id).await;
     let outcomes: Vec<&Value> = attempts.iter().map(|a| &a["outcome"]).collect();
     assert_eq!(outcomes, [&json!("rate_limited"), &json!("delivered")]);
     assert_eq!(attempts[0]["retry_after_ms"], 1000, "X-HubSpot-RateLimit-Interval-Milliseconds");
@@ -463,36 +433,23 @@ async fn a_rate_limited_delivery_waits_out_hubspots_interval_and_lands() {
 async fn a_rejected_token_pauses_the_connection_until_it_is_replaced() {
     let fake = start_fake().await;
     let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    let conn = hubspot_connection(&host, &ws, &fake, "pat-na1-revoked", None).await;
-    host.rule(&ws, onboarding_rule(&conn)).await;
-    let seed =
-        std::fs::read_to_string(switchboard_tests::build::workspace_root().join("tests/vectors/page_completed.json"))
-            .unwrap();
+    let (ws, conn) = onboarding_workspace(&host, "northstar", &fake, "pat-na1-revoked", None).await;
 
-    let id = emit(&host, &ws, serde_json::from_str(&seed).unwrap()).await;
+    let id = host.emit_ok(&ws, seed_event()).await;
 
     let conn_path = format!("/api/v1/workspaces/{}/connections/{conn}", ws.id);
-    host.wait_until("connection paused", || async {
-        host.raw(Method::GET, &conn_path, Some(ADMIN), None).await.1["active"] == false
-    })
-    .await;
-    let connection = host.admin(Method::GET, &conn_path, None, StatusCode::OK).await;
+    let connection = host.paused_connection(&ws, &conn).await;
     assert_eq!(connection["inactive_reason"], "authentication_invalid");
-    let attempts = attempts_of_only_delivery(&host, &ws, &id).await;
+    let attempts = host.only_delivery_attempts(&ws, &id).await;
     assert_eq!(attempts[0]["outcome"], "auth_failed");
     assert_eq!(attempts[0]["steps"][0]["response"]["status"], 401);
     let event_path = format!("/api/v1/workspaces/{}/events/{id}", ws.id);
-    assert_eq!(
-        host.admin(Method::GET, &event_path, None, StatusCode::OK).await["status"],
-        "processing",
-        "waiting, not failed"
-    );
+    assert_eq!(host.get(&event_path).await["status"], "processing", "waiting, not failed");
     assert_eq!(fake.calls().len(), 1, "a paused connection sends nothing more");
 
     host.admin(Method::PATCH, &conn_path, Some(json!({"secrets": {"access_token": TOKEN}})), StatusCode::OK).await;
 
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
     assert_eq!(fake.contact("alex@northstar.io").unwrap().get("onboarding_step"), Some("3"));
-    assert_eq!(host.admin(Method::GET, &conn_path, None, StatusCode::OK).await["active"], true);
+    assert_eq!(host.get(&conn_path).await["active"], true);
 }

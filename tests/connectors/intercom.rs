@@ -13,7 +13,7 @@ use switchboard::attempt::AttemptRecord;
 use switchboard::outcome::Outcome;
 use switchboard::runtime::Labels;
 use switchboard_tests::fakes::intercom::{self, Failure, FakeIntercom, RateLimit, TOKEN};
-use switchboard_tests::host::{ADMIN, TestHost, Ws};
+use switchboard_tests::host::{TestHost, Ws, seed_event};
 use switchboard_tests::sandbox::{invocation, load, runtime};
 
 const INTERCOM: &str = "switchboard-connector-intercom";
@@ -42,6 +42,11 @@ fn calls(fake: &FakeIntercom) -> Vec<(String, String)> {
 
 fn call(method: &str, path: &str) -> (String, String) {
     (method.to_string(), path.to_string())
+}
+
+/// The calls for a user Intercom does not find by external id: find, create, tag.
+fn created_then_tagged() -> [(String, String); 3] {
+    [call("GET", "/contacts/find_by_external_id/usr_5012"), call("POST", "/contacts"), call("POST", "/tags")]
 }
 
 #[tokio::test]
@@ -79,10 +84,7 @@ async fn a_missing_user_is_created_then_tagged_and_found_next_time() {
     let record = tag_user(&fake, onboarding_fields(), TOKEN).await;
 
     assert_eq!(record.outcome, Outcome::Delivered, "{record:#?}");
-    assert_eq!(
-        calls(&fake),
-        [call("GET", "/contacts/find_by_external_id/usr_5012"), call("POST", "/contacts"), call("POST", "/tags")]
-    );
+    assert_eq!(calls(&fake), created_then_tagged());
     assert_eq!(record.steps[0].response.as_ref().unwrap().status, 404);
     let sent = fake.calls();
     assert_eq!(sent[1].json(), json!({"role": "user", "external_id": "usr_5012", "email": "alex@northstar.io"}));
@@ -149,10 +151,7 @@ async fn a_user_known_only_by_email_is_recovered_from_the_409_and_tagged() {
     let record = tag_user(&fake, onboarding_fields(), TOKEN).await;
 
     assert_eq!(record.outcome, Outcome::Delivered, "{record:#?}");
-    assert_eq!(
-        calls(&fake),
-        [call("GET", "/contacts/find_by_external_id/usr_5012"), call("POST", "/contacts"), call("POST", "/tags")]
-    );
+    assert_eq!(calls(&fake), created_then_tagged());
     assert_eq!(record.steps[1].response.as_ref().unwrap().status, 409);
     assert_eq!(fake.calls()[2].json()["users"], json!([{"id": id}]));
     assert_eq!(fake.tag_names(&id), ["onboarding-step-3"]);
@@ -265,43 +264,18 @@ async fn settings_are_validated_by_the_connector() {
 
 // Through the real service.
 
-async fn connection(host: &TestHost, ws: &Ws, fake: &FakeIntercom, token: &str, rate: Option<f64>) -> String {
-    let body = json!({"connector": "intercom", "name": "intercom", "settings": {"base_url": fake.base_url()},
-                      "secrets": {"access_token": token}, "rate_limit_per_second": rate});
-    let path = format!("/api/v1/workspaces/{}/connections", ws.id);
-    let v = host.admin(Method::POST, &path, Some(body), StatusCode::CREATED).await;
-    v["id"].as_str().unwrap().to_string()
-}
-
-/// The onboarding rule of the README.
-async fn onboarding_rule(host: &TestHost, ws: &Ws, conn: &str) {
-    host.rule(
-        ws,
-        json!({"event": "page.completed", "connection": conn, "action": "tag_user", "fields": {
-            "user_id": "{{ payload.user_id }}", "email": "{{ payload.email }}",
-            "tag": "onboarding-step-{{ payload.sequence_step }}"}}),
-    )
-    .await;
-}
-
-fn page_completed() -> Value {
-    let path = switchboard_tests::build::workspace_root().join("tests/vectors/page_completed.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-async fn emit(host: &TestHost, ws: &Ws, event: Value) -> String {
-    let (status, body) = host.emit(ws, event).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["event"]["id"].as_str().unwrap().to_string()
-}
-
-async fn attempts(host: &TestHost, ws: &Ws, event: &str) -> Vec<Value> {
-    let d = host
-        .admin(Method::GET, &format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id), None, StatusCode::OK)
-        .await;
-    assert_eq!(d["count"], 1, "{d}");
-    let path = format!("/api/v1/workspaces/{}/deliveries/{}/attempts", ws.id, d["records"][0]["id"].as_str().unwrap());
-    host.admin(Method::GET, &path, None, StatusCode::OK).await["records"].as_array().unwrap().clone()
+/// An `acme` workspace whose README rule tags users in the fake through a
+/// connection holding `token`, at most `rate` deliveries a second; the
+/// workspace and the connection.
+async fn acme(host: &TestHost, fake: &FakeIntercom, token: &str, rate: Option<f64>) -> (Ws, String) {
+    let ws = host.workspace("acme").await;
+    let connection = json!({"connector": "intercom", "name": "intercom", "settings": {"base_url": fake.base_url()},
+                            "secrets": {"access_token": token}, "rate_limit_per_second": rate});
+    let rule = json!({"event": "page.completed", "action": "tag_user", "fields": {
+        "user_id": "{{ payload.user_id }}", "email": "{{ payload.email }}",
+        "tag": "onboarding-step-{{ payload.sequence_step }}"}});
+    let conn = host.route(&ws, connection, rule).await;
+    (ws, conn)
 }
 
 #[tokio::test]
@@ -311,16 +285,14 @@ async fn a_burst_of_50_events_never_exceeds_the_limit_and_none_is_lost() {
     // connection's bucket admits at most 8 + 8 deliveries in any second.
     fake.set_rate_limit(Some(RateLimit { requests: 60, window_secs: 1 }));
     let host = TestHost::start().await;
-    let ws = host.workspace("acme").await;
-    let conn = connection(&host, &ws, &fake, TOKEN, Some(8.0)).await;
-    onboarding_rule(&host, &ws, &conn).await;
+    let (ws, _) = acme(&host, &fake, TOKEN, Some(8.0)).await;
 
     let mut ids = Vec::new();
     for i in 0..50 {
-        let mut event = page_completed();
+        let mut event = seed_event();
         event["payload"]["user_id"] = json!(format!("usr_{i}"));
         event["payload"]["email"] = json!(format!("user{i}@northstar.io"));
-        ids.push(emit(&host, &ws, event).await);
+        ids.push(host.emit_ok(&ws, event).await);
     }
     for id in &ids {
         assert_eq!(host.settled_event(&ws, id).await["status"], "completed", "event {id}");
@@ -338,15 +310,13 @@ async fn a_burst_of_50_events_never_exceeds_the_limit_and_none_is_lost() {
 async fn after_a_429_the_next_attempt_waits_for_the_reset() {
     let fake = intercom::start().await;
     let host = TestHost::start().await;
-    let ws = host.workspace("acme").await;
-    let conn = connection(&host, &ws, &fake, TOKEN, None).await;
-    onboarding_rule(&host, &ws, &conn).await;
+    let (ws, _) = acme(&host, &fake, TOKEN, None).await;
     let reset_at = now() + 2;
     fake.fail_next(1, Failure::RateLimited { reset_at });
-    let id = emit(&host, &ws, page_completed()).await;
+    let id = host.emit_ok(&ws, seed_event()).await;
 
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
-    let a = attempts(&host, &ws, &id).await;
+    let a = host.only_delivery_attempts(&ws, &id).await;
     assert_eq!(a.iter().map(|a| a["outcome"].clone()).collect::<Vec<_>>(), [json!("rate_limited"), json!("delivered")]);
     assert!(a[0]["retry_after_ms"].as_u64().unwrap() >= 1000, "{}", a[0]);
     let second: jiff::Timestamp = a[1]["started_at"].as_str().unwrap().parse().unwrap();
@@ -359,26 +329,20 @@ async fn after_a_429_the_next_attempt_waits_for_the_reset() {
 async fn a_401_pauses_the_connection_until_the_token_is_fixed() {
     let fake = intercom::start().await;
     let host = TestHost::start().await;
-    let ws = host.workspace("acme").await;
-    let conn = connection(&host, &ws, &fake, "dG9rOnJldm9rZWQ=", None).await;
-    onboarding_rule(&host, &ws, &conn).await;
-    let id = emit(&host, &ws, page_completed()).await;
+    let (ws, conn) = acme(&host, &fake, "dG9rOnJldm9rZWQ=", None).await;
+    let id = host.emit_ok(&ws, seed_event()).await;
 
     let conn_path = format!("/api/v1/workspaces/{}/connections/{conn}", ws.id);
-    host.wait_until("connection paused", || async {
-        host.raw(Method::GET, &conn_path, Some(ADMIN), None).await.1["active"] == false
-    })
-    .await;
-    let c = host.admin(Method::GET, &conn_path, None, StatusCode::OK).await;
+    let c = host.paused_connection(&ws, &conn).await;
     assert_eq!(c["inactive_reason"], "authentication_invalid");
     assert_eq!(calls(&fake), [call("GET", "/contacts/find_by_external_id/usr_5012")]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.calls().len(), 1, "a paused connection sends nothing");
-    assert_eq!(attempts(&host, &ws, &id).await[0]["outcome"], "auth_failed");
+    assert_eq!(host.only_delivery_attempts(&ws, &id).await[0]["outcome"], "auth_failed");
 
     host.admin(Method::PATCH, &conn_path, Some(json!({"secrets": {"access_token": TOKEN}})), StatusCode::OK).await;
     assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
-    assert_eq!(host.admin(Method::GET, &conn_path, None, StatusCode::OK).await["active"], true);
+    assert_eq!(host.get(&conn_path).await["active"], true);
     let contact = fake.contact_by_external_id("usr_5012").expect("created once the token works");
     assert_eq!(fake.tag_names(&contact.id), ["onboarding-step-3"]);
 }

@@ -13,7 +13,7 @@ use switchboard::attempt::AttemptRecord;
 use switchboard::outcome::Outcome;
 use switchboard::runtime::{Labels, LoadedConnector, Runtime};
 use switchboard_tests::fakes::slack::{self, ARCHIVED, BOT_TOKEN, Failure, FakeSlack, ONBOARDING, PRIVATE, Via};
-use switchboard_tests::host::{ADMIN, TestHost, Ws};
+use switchboard_tests::host::{TestHost, Ws, seed_event};
 use switchboard_tests::sandbox::{invocation, load, runtime};
 
 const SLACK: &str = "switchboard-connector-slack";
@@ -43,6 +43,11 @@ impl Sandbox {
     }
 }
 
+/// A fake Slack workspace, and the connector in a sandbox to post to it.
+async fn workspace() -> (FakeSlack, Sandbox) {
+    (slack::start().await, Sandbox::new().await)
+}
+
 /// The one response the attempt got: (status, body).
 fn answer(record: &AttemptRecord) -> (u16, String) {
     assert_eq!(record.steps.len(), 1, "one call per delivery: {record:#?}");
@@ -52,8 +57,7 @@ fn answer(record: &AttemptRecord) -> (u16, String) {
 
 #[tokio::test]
 async fn bot_mode_posts_one_message_with_the_exact_call() {
-    let fake = slack::start().await;
-    let sandbox = Sandbox::new().await;
+    let (fake, sandbox) = workspace().await;
     let blocks =
         json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*alex@northstar.io* finished step 3"}}]);
     let fields = json!({"channel": ONBOARDING, "text": "alex@northstar.io finished step 3", "blocks": blocks});
@@ -85,8 +89,7 @@ async fn bot_mode_posts_one_message_with_the_exact_call() {
 
 #[tokio::test]
 async fn ok_false_answers_with_http_200_are_classified_by_their_code() {
-    let fake = slack::start().await;
-    let sandbox = Sandbox::new().await;
+    let (fake, sandbox) = workspace().await;
     let text = |t: &str| json!({"channel": ONBOARDING, "text": t});
     let cases = [
         // Found in the fake workspace's state.
@@ -117,8 +120,7 @@ async fn ok_false_answers_with_http_200_are_classified_by_their_code() {
 
 #[tokio::test]
 async fn http_429_waits_for_retry_after() {
-    let fake = slack::start().await;
-    let sandbox = Sandbox::new().await;
+    let (fake, sandbox) = workspace().await;
     let fields = json!({"channel": ONBOARDING, "text": "hi"});
     let secrets = [("bot_token", BOT_TOKEN)];
 
@@ -141,8 +143,7 @@ async fn http_429_waits_for_retry_after() {
 
 #[tokio::test]
 async fn server_errors_and_refused_connections_are_retried() {
-    let fake = slack::start().await;
-    let sandbox = Sandbox::new().await;
+    let (fake, sandbox) = workspace().await;
     let fields = json!({"channel": ONBOARDING, "text": "hi"});
     fake.fail_next(1, Failure::ServerError(503));
     let record = sandbox.send(fields.clone(), bot(&fake), &[("bot_token", BOT_TOKEN)]).await;
@@ -160,8 +161,7 @@ async fn server_errors_and_refused_connections_are_retried() {
 
 #[tokio::test]
 async fn a_bad_or_missing_token_is_an_auth_failure() {
-    let fake = slack::start().await;
-    let sandbox = Sandbox::new().await;
+    let (fake, sandbox) = workspace().await;
     let fields = json!({"channel": ONBOARDING, "text": "hi"});
 
     let record = sandbox.send(fields.clone(), bot(&fake), &[("bot_token", "xoxb-revoked")]).await;
@@ -182,8 +182,7 @@ async fn a_bad_or_missing_token_is_an_auth_failure() {
 
 #[tokio::test]
 async fn webhook_mode_posts_to_the_url_held_in_the_secret() {
-    let fake = slack::start().await;
-    let sandbox = Sandbox::new().await;
+    let (fake, sandbox) = workspace().await;
     let url = fake.webhook_url();
     let fields = json!({"text": "alex@northstar.io finished step 3", "blocks": [{"type": "divider"}]});
 
@@ -206,8 +205,7 @@ async fn webhook_mode_posts_to_the_url_held_in_the_secret() {
 
 #[tokio::test]
 async fn webhook_mode_failures_are_real_statuses_with_text_codes() {
-    let fake = slack::start().await;
-    let sandbox = Sandbox::new().await;
+    let (fake, sandbox) = workspace().await;
     let good = fake.webhook_url();
     let cases = [
         // From the fake workspace's state.
@@ -281,42 +279,43 @@ async fn connection(host: &TestHost, ws: &Ws, fake: &FakeSlack, token: &str, rat
     if let Some(rate) = rate {
         body["rate_limit_per_second"] = json!(rate);
     }
-    let conn = host
-        .admin(Method::POST, &format!("/api/v1/workspaces/{}/connections", ws.id), Some(body), StatusCode::CREATED)
-        .await;
-    conn["id"].as_str().unwrap().to_string()
+    host.connection(ws, body).await
 }
 
-/// A Slack connection and a `page.completed` rule posting into #onboarding.
-async fn slack_rule(host: &TestHost, ws: &Ws, fake: &FakeSlack, token: &str, rate: Option<f64>) -> String {
-    let conn = connection(host, ws, fake, token, rate).await;
+/// A `northstar` workspace with a bot-mode Slack connection to the fake
+/// and a `page.completed` rule posting into #onboarding; the workspace and
+/// the connection.
+async fn northstar(host: &TestHost, fake: &FakeSlack, token: &str, rate: Option<f64>) -> (Ws, String) {
+    let ws = host.workspace("northstar").await;
+    let conn = connection(host, &ws, fake, token, rate).await;
     host.rule(
-        ws,
+        &ws,
         json!({"event": "page.completed", "connection": conn, "action": "send_message",
                "fields": {"channel": "#onboarding",
                           "text": "{{ payload.email }} finished *{{ payload.page_title }}* (step {{ payload.sequence_step }})"}}),
     )
     .await;
-    conn
+    (ws, conn)
 }
 
-async fn emit(host: &TestHost, ws: &Ws, payload: Value) -> String {
-    let (status, body) = host.emit(ws, json!({"event": "page.completed", "payload": payload})).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["event"]["id"].as_str().unwrap().to_string()
-}
-
-/// `n` events in one bulk request: a real burst.
-async fn burst(host: &TestHost, ws: &Ws, n: usize) -> Vec<String> {
+/// A fake Slack allowing 20 messages a second per channel, after a burst
+/// of `n` events (one bulk request) through a connection limited to `rate`
+/// has settled.
+async fn after_a_burst(n: usize, rate: f64) -> FakeSlack {
+    let fake = slack::start().await;
+    fake.set_rate_limit(Some(20));
+    let host = TestHost::start().await;
+    let (ws, _) = northstar(&host, &fake, BOT_TOKEN, Some(rate)).await;
     let events: Vec<Value> = (0..n)
         .map(|i| {
             json!({"event": "page.completed", "payload": {"email": format!("user{i}@northstar.io"),
                    "page_title": "Connect your CRM", "sequence_step": i}})
         })
         .collect();
-    let (status, body) = host.raw(Method::POST, "/api/v1/events/bulk", Some(&ws.secret), Some(json!(events))).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["records"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+    for id in host.emit_bulk(&ws, &events).await {
+        assert_eq!(host.settled_event(&ws, &id).await["status"], "completed");
+    }
+    fake
 }
 
 fn expected_texts(n: usize) -> BTreeSet<String> {
@@ -344,12 +343,8 @@ async fn the_onboarding_rule_posts_the_page_completed_event() {
                }}),
     )
     .await;
-    let vector =
-        std::fs::read_to_string(switchboard_tests::build::workspace_root().join("tests/vectors/page_completed.json"))
-            .unwrap();
-    let (status, body) = host.emit(&ws, serde_json::from_str(&vector).unwrap()).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let event = host.settled_event(&ws, body["event"]["id"].as_str().unwrap()).await;
+    let id = host.emit_ok(&ws, seed_event()).await;
+    let event = host.settled_event(&ws, &id).await;
     assert_eq!(event["status"], "completed", "{event}");
     let posted = fake.messages();
     assert_eq!(posted.len(), 1);
@@ -371,16 +366,7 @@ async fn the_onboarding_rule_posts_the_page_completed_event() {
 /// 1/s the same jitter is a twentieth of a message).
 #[tokio::test]
 async fn a_burst_of_50_never_exceeds_the_channel_limit_and_none_is_lost() {
-    let fake = slack::start().await;
-    fake.set_rate_limit(Some(20));
-    let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    slack_rule(&host, &ws, &fake, BOT_TOKEN, Some(16.0)).await;
-    let ids = burst(&host, &ws, 50).await;
-    for id in &ids {
-        assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
-    }
-
+    let fake = after_a_burst(50, 16.0).await;
     assert_eq!(fake.throttled(), 0, "the fake never had to answer 429");
     assert_eq!(fake.calls().len(), 50, "one call per event, no retries");
     let texts: BTreeSet<String> = fake.messages().into_iter().map(|m| m.text).collect();
@@ -391,17 +377,7 @@ async fn a_burst_of_50_never_exceeds_the_channel_limit_and_none_is_lost() {
 /// waited out (Retry-After) and still nothing is lost or posted twice.
 #[tokio::test]
 async fn over_the_vendor_limit_429s_are_waited_out_and_none_is_lost() {
-    let fake = slack::start().await;
-    fake.set_rate_limit(Some(20));
-    let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    slack_rule(&host, &ws, &fake, BOT_TOKEN, Some(1000.0)).await;
-
-    let ids = burst(&host, &ws, 50).await;
-    for id in &ids {
-        assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
-    }
-
+    let fake = after_a_burst(50, 1000.0).await;
     assert!(fake.throttled() > 0, "the burst did hit Slack's limit");
     assert_eq!(fake.calls().len(), 50 + fake.throttled());
     let posted = fake.messages();
@@ -413,25 +389,16 @@ async fn over_the_vendor_limit_429s_are_waited_out_and_none_is_lost() {
 async fn invalid_auth_pauses_the_connection_until_the_token_is_fixed() {
     let fake = slack::start().await;
     let host = TestHost::start().await;
-    let ws = host.workspace("northstar").await;
-    let conn = slack_rule(&host, &ws, &fake, "xoxb-revoked-token", None).await;
+    let (ws, conn) = northstar(&host, &fake, "xoxb-revoked-token", None).await;
     let conn_path = format!("/api/v1/workspaces/{}/connections/{conn}", ws.id);
     let payload =
         |n: u32| json!({"email": format!("u{n}@northstar.io"), "page_title": "Invite your team", "sequence_step": n});
 
-    let first = emit(&host, &ws, payload(1)).await;
-    host.wait_until("connection paused", || async {
-        host.raw(Method::GET, &conn_path, Some(ADMIN), None).await.1["active"] == false
-    })
-    .await;
-    let c = host.admin(Method::GET, &conn_path, None, StatusCode::OK).await;
+    let first = host.emit_event(&ws, "page.completed", payload(1)).await;
+    let c = host.paused_connection(&ws, &conn).await;
     assert_eq!((c["active"].as_bool(), c["inactive_reason"].as_str()), (Some(false), Some("authentication_invalid")));
-    let second = emit(&host, &ws, payload(2)).await;
-    host.wait_until("both deliveries waiting", || async {
-        let path = format!("/api/v1/workspaces/{}/deliveries?status=waiting", ws.id);
-        host.raw(Method::GET, &path, Some(ADMIN), None).await.1["count"] == 2
-    })
-    .await;
+    let second = host.emit_event(&ws, "page.completed", payload(2)).await;
+    host.wait_waiting(&ws, 2).await;
     assert_eq!(fake.calls().len(), 1, "a paused connection sends nothing");
     assert!(fake.messages().is_empty());
 
@@ -439,7 +406,7 @@ async fn invalid_auth_pauses_the_connection_until_the_token_is_fixed() {
     for id in [&first, &second] {
         assert_eq!(host.settled_event(&ws, id).await["status"], "completed");
     }
-    assert_eq!(host.admin(Method::GET, &conn_path, None, StatusCode::OK).await["active"], true);
+    assert_eq!(host.get(&conn_path).await["active"], true);
     let texts: BTreeSet<String> = fake.messages().into_iter().map(|m| m.text).collect();
     assert_eq!(
         texts,
@@ -454,19 +421,20 @@ async fn a_timeout_after_sending_is_not_retried() {
     let fake = slack::start().await;
     fake.fail_next(1, Failure::SlowAnswer(Duration::from_millis(1500)));
     let host = TestHost::start_with(|c| c.sandbox.request_timeout = Duration::from_millis(300)).await;
-    let ws = host.workspace("northstar").await;
-    slack_rule(&host, &ws, &fake, BOT_TOKEN, None).await;
+    let (ws, _) = northstar(&host, &fake, BOT_TOKEN, None).await;
 
-    let id =
-        emit(&host, &ws, json!({"email": "alex@northstar.io", "page_title": "Connect your CRM", "sequence_step": 3}))
-            .await;
+    let id = host
+        .emit_event(
+            &ws,
+            "page.completed",
+            json!({"email": "alex@northstar.io", "page_title": "Connect your CRM", "sequence_step": 3}),
+        )
+        .await;
     let event = host.settled_event(&ws, &id).await;
 
     assert_eq!(event["status"], "failed", "{event}");
-    let deliveries = host
-        .admin(Method::GET, &format!("/api/v1/workspaces/{}/events/{id}/deliveries", ws.id), None, StatusCode::OK)
-        .await;
-    let d = &deliveries["records"][0];
+    let deliveries = host.deliveries(&ws, &id).await;
+    let d = &deliveries[0];
     assert_eq!((d["attempt_count"].as_u64(), d["last_outcome"].as_str()), (Some(1), Some("rejected_client_error")));
     assert!(d["last_error"].as_str().unwrap().contains("twice"), "{d}");
     assert_eq!(fake.calls().len(), 1, "not retried");

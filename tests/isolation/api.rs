@@ -61,6 +61,15 @@ fn connections(ws: &Ws) -> String {
     format!("/api/v1/workspaces/{}/connections", ws.id)
 }
 
+/// A workspace with a webhook connection: the workspace, the connection,
+/// and the path of its rules.
+async fn with_a_connection(host: &TestHost) -> (Ws, String, String) {
+    let ws = host.workspace("acme").await;
+    let conn = host.webhook_connection(&ws, "https://hooks.example.com/in").await;
+    let rules = format!("/api/v1/workspaces/{}/rules", ws.id);
+    (ws, conn, rules)
+}
+
 fn webhook() -> Value {
     json!({"connector": "webhook", "name": "hook", "settings": {"url": "https://hooks.example.com/in"},
            "secrets": {"signing_secret": WEBHOOK_SECRET}})
@@ -102,7 +111,7 @@ async fn a_3_mib_management_request_is_refused_with_a_json_413() {
     let body = serde_json::to_vec(&json!({"name": "x".repeat(3 << 20)})).unwrap();
     let answer = send(&host, Method::POST, "/api/v1/workspaces", Some("application/json"), body).await;
     assert_refused(&answer, StatusCode::PAYLOAD_TOO_LARGE, "larger than the 2097152 byte limit");
-    let list = host.admin(Method::GET, "/api/v1/workspaces", None, StatusCode::OK).await;
+    let list = host.get("/api/v1/workspaces").await;
     assert_eq!(list["count"], 0, "nothing created: {list}");
 
     // A connector upload keeps its own, larger limit: 3 MiB is read, and refused for what it is.
@@ -115,13 +124,7 @@ async fn an_ingest_body_over_its_limit_is_refused_with_a_json_413() {
     let host = TestHost::start().await;
     let ws = host.workspace("acme").await;
     let big = json!({"event": "x", "payload": {"blob": "x".repeat(300 << 10)}});
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/events", host.url))
-        .header("X-Meshes-Publishable-Key", &ws.publishable)
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
+    let res = host.ingest(&ws, "/api/v1/events").json(&big).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
     let body: Value = res.json().await.unwrap();
@@ -251,16 +254,14 @@ async fn an_over_long_secret_or_oversized_settings_are_refused_naming_the_field(
     body["settings"] = json!(["https://hooks.example.com/in"]);
     assert_names(&send_json(&host, Method::POST, &connections(&ws), &body).await, "settings");
 
-    let answer = host.admin(Method::GET, &connections(&ws), None, StatusCode::OK).await;
+    let answer = host.get(&connections(&ws)).await;
     assert_eq!(answer["count"], 0, "nothing saved");
 }
 
 #[tokio::test]
 async fn rule_names_are_held_to_what_ingest_accepts_naming_the_field() {
     let host = TestHost::start().await;
-    let ws = host.workspace("acme").await;
-    let conn = host.webhook_connection(&ws, "https://hooks.example.com/in").await;
-    let rules = format!("/api/v1/workspaces/{}/rules", ws.id);
+    let (ws, conn, rules) = with_a_connection(&host).await;
     let rule = json!({"event": "signup", "connection": conn, "action": "send_webhook"});
     let too_long = "e".repeat(MAX_EVENT_FIELD_BYTES + 1);
     for (field, value) in [
@@ -290,9 +291,7 @@ async fn rule_names_are_held_to_what_ingest_accepts_naming_the_field() {
 #[tokio::test]
 async fn a_management_body_nested_deeper_than_32_levels_is_refused_naming_the_field() {
     let host = TestHost::start().await;
-    let ws = host.workspace("acme").await;
-    let conn = host.webhook_connection(&ws, "https://hooks.example.com/in").await;
-    let rules = format!("/api/v1/workspaces/{}/rules", ws.id);
+    let (ws, conn, rules) = with_a_connection(&host).await;
     let rule = |fields: Value| json!({"event": "e", "connection": conn, "action": "send_webhook", "fields": fields});
 
     let answer = send_json(&host, Method::POST, &rules, &rule(json!({"body": nested(MAX_DEPTH)}))).await;
@@ -323,13 +322,7 @@ async fn an_event_payload_nested_deeper_than_32_levels_is_refused_naming_the_fie
 
     // In a bulk request the deep event alone is refused, in its place.
     let events = json!([{"event": "e", "payload": {"a": 1}}, {"event": "e", "payload": nested(MAX_DEPTH + 1)}]);
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/events/bulk", host.url))
-        .header("X-Meshes-Publishable-Key", &ws.publishable)
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
+    let res = host.ingest(&ws, "/api/v1/events/bulk").json(&events).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::MULTI_STATUS);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["records"][1]["error"]["path"], "payload", "{body}");

@@ -56,7 +56,7 @@ async fn a_connection_with_limits_out_of_bounds_is_refused_naming_the_field() {
         let refusal = host.admin(Method::POST, &connections(&ws), Some(body), StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_names(&refusal, field);
     }
-    assert_eq!(host.admin(Method::GET, &connections(&ws), None, StatusCode::OK).await["count"], 0, "nothing saved");
+    assert_eq!(host.get(&connections(&ws)).await["count"], 0, "nothing saved");
 }
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn an_update_is_held_to_the_same_bounds() {
         let refusal = host.admin(Method::PATCH, &path, Some(patch), StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_names(&refusal, field);
     }
-    let unchanged = host.admin(Method::GET, &path, None, StatusCode::OK).await;
+    let unchanged = host.get(&path).await;
     assert_eq!((&unchanged["rate_limit_per_second"], &unchanged["concurrency"]), (&Value::Null, &Value::Null));
 
     let patch = json!({"rate_limit_per_second": 10_000, "concurrency": 256});

@@ -26,19 +26,6 @@ async fn refused_at(host: &TestHost, ws: &Ws, rule: Value, path: &str) -> String
     message
 }
 
-async fn emit(host: &TestHost, ws: &Ws, event: &str, payload: Value) -> String {
-    let (status, body) = host.emit(ws, json!({"event": event, "payload": payload})).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["event"]["id"].as_str().unwrap().to_owned()
-}
-
-async fn only_delivery(host: &TestHost, ws: &Ws, event: &str) -> Value {
-    let path = format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id);
-    let v = host.admin(Method::GET, &path, None, StatusCode::OK).await;
-    assert_eq!(v["count"], 1, "{v}");
-    v["records"][0].clone()
-}
-
 #[tokio::test]
 async fn templates_that_can_build_values_without_bound_are_refused_at_save() {
     let host = TestHost::start().await;
@@ -101,16 +88,16 @@ async fn a_render_bound_broken_by_one_event_fails_only_that_delivery() {
     )
     .await;
 
-    let big = emit(&host, &noisy, "big", json!({"s": "x".repeat(1000)})).await;
+    let big = host.emit_event(&noisy, "big", json!({"s": "x".repeat(1000)})).await;
     let a: Vec<u32> = (0..18_000).collect();
     let mut b = a.clone();
     b[17_999] = 0;
-    let slow = emit(&host, &noisy, "slow", json!({"a": a, "b": b})).await;
-    let hello = emit(&host, &quiet, "hello", json!({"who": "quiet"})).await;
+    let slow = host.emit_event(&noisy, "slow", json!({"a": a, "b": b})).await;
+    let hello = host.emit_event(&quiet, "hello", json!({"who": "quiet"})).await;
 
     for (event, why) in [(&big, "larger than 1048576 bytes"), (&slow, "took longer than 250 ms")] {
         assert_eq!(host.settled_event(&noisy, event).await["status"], "failed");
-        let d = only_delivery(&host, &noisy, event).await;
+        let d = host.only_delivery(&noisy, event).await;
         assert_eq!(d["last_outcome"], "mapping_error", "{d}");
         assert!(d["last_error"].as_str().unwrap().contains(why), "{d}");
     }
@@ -158,7 +145,7 @@ async fn a_full_size_in_filter_against_a_large_payload_array_does_not_stall_inge
     let items: Vec<u32> = (0..40_000).collect();
     for _ in 0..3 {
         let started = Instant::now();
-        emit(&host, &ws, "order", json!({"items": items})).await;
+        host.emit_event(&ws, "order", json!({"items": items})).await;
         assert!(started.elapsed() < Duration::from_secs(2), "an emit took {:?}", started.elapsed());
     }
 }

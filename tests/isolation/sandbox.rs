@@ -25,14 +25,20 @@ async fn run(rt: &Runtime, hostile: &LoadedConnector, action: &str, url: &str) -
     (record, started.elapsed())
 }
 
+/// Run one of the hostile loops, which must be ended well within `PROMPTLY`.
+async fn ended_promptly(rt: &Runtime, action: &str, url: &str) -> AttemptRecord {
+    let (record, took) = run(rt, &load(rt, HOSTILE).await, action, url).await;
+    assert!(took < PROMPTLY, "ran {took:?}");
+    record
+}
+
 #[tokio::test]
 async fn a_send_past_the_request_cap_ends_the_invocation_and_never_leaves_the_host() {
     let receiver = Receiver::answering(200, "ok").await;
     let rt = runtime(true);
     let max = rt.limits().max_requests as usize;
-    let (record, took) = run(&rt, &load(&rt, HOSTILE).await, "send_loop", &receiver.url("/loop")).await;
+    let record = ended_promptly(&rt, "send_loop", &receiver.url("/loop")).await;
 
-    assert!(took < PROMPTLY, "ran {took:?}");
     assert_eq!(record.outcome, Outcome::ConnectorError, "{record:#?}");
     let error = record.error.as_deref().unwrap_or_default();
     assert!(error.contains(&format!("tried to send more than {max} HTTP requests")), "{error}");
@@ -46,9 +52,8 @@ async fn a_send_past_the_request_cap_ends_the_invocation_and_never_leaves_the_ho
 async fn refused_sends_count_towards_the_request_cap() {
     let rt = runtime(true);
     let max = rt.limits().max_requests as usize;
-    let (record, took) = run(&rt, &load(&rt, HOSTILE).await, "send_loop", "https://not-allowed.example/x").await;
+    let record = ended_promptly(&rt, "send_loop", "https://not-allowed.example/x").await;
 
-    assert!(took < PROMPTLY, "ran {took:?}");
     // The first broken rule explains the attempt; the cap is what ended it.
     assert_eq!(record.outcome, Outcome::EgressDenied, "{record:#?}");
     assert_eq!(record.steps.len(), max + 1, "{:#?}", record.steps);
@@ -59,9 +64,8 @@ async fn refused_sends_count_towards_the_request_cap() {
 #[tokio::test]
 async fn a_log_call_past_a_thousand_ends_the_invocation_and_the_record_keeps_a_hundred_lines() {
     let rt = runtime(false);
-    let (record, took) = run(&rt, &load(&rt, HOSTILE).await, "log_loop", "").await;
+    let record = ended_promptly(&rt, "log_loop", "").await;
 
-    assert!(took < PROMPTLY, "ran {took:?}");
     assert_eq!(record.outcome, Outcome::ConnectorError, "{record:#?}");
     let error = record.error.as_deref().unwrap_or_default();
     assert!(error.contains("logged more than 1000 lines in one invocation"), "{error}");
@@ -77,8 +81,7 @@ async fn a_log_call_past_a_thousand_ends_the_invocation_and_the_record_keeps_a_h
 #[tokio::test]
 async fn a_loop_of_cache_writes_ends_and_only_the_first_hundred_count() {
     let rt = runtime(true);
-    let (record, took) = run(&rt, &load(&rt, HOSTILE).await, "cache_loop", "").await;
-    assert!(took < PROMPTLY, "ran {took:?}");
+    let record = ended_promptly(&rt, "cache_loop", "").await;
     assert_eq!(record.outcome, Outcome::ConnectorError, "{record:#?}");
     assert!(record.error.as_deref().unwrap_or_default().contains("CPU budget"), "{record:#?}");
     assert!(

@@ -24,15 +24,13 @@ const PATH_AND_QUERY: &str = "/hooks?sig=RT Secret:ü/x?&=";
 /// deliveries and their attempts, and the connection), and the attempts.
 async fn everything_shown(host: &TestHost, ws: &Ws, event: &str, connection: &str) -> (String, Vec<Value>) {
     let base = format!("/api/v1/workspaces/{}", ws.id);
-    let mut shown = vec![
-        host.settled_event(ws, event).await,
-        host.admin(Method::GET, &format!("{base}/connections/{connection}"), None, StatusCode::OK).await,
-    ];
-    let deliveries = host.admin(Method::GET, &format!("{base}/events/{event}/deliveries"), None, StatusCode::OK).await;
+    let mut shown =
+        vec![host.settled_event(ws, event).await, host.get(&format!("{base}/connections/{connection}")).await];
+    let deliveries = host.get(&format!("{base}/events/{event}/deliveries")).await;
     let mut attempts = Vec::new();
     for d in deliveries["records"].as_array().unwrap() {
         let path = format!("{base}/deliveries/{}/attempts", d["id"].as_str().unwrap());
-        let answer = host.admin(Method::GET, &path, None, StatusCode::OK).await;
+        let answer = host.get(&path).await;
         attempts.extend(answer["records"].as_array().unwrap().iter().cloned());
         shown.push(answer);
     }
@@ -68,19 +66,11 @@ fn assert_no_form(shown: &str, secret: &str) {
 async fn slack_webhook(host: &TestHost, ws: &Ws, url: &str) -> String {
     let body = json!({"connector": "slack", "name": "hook", "settings": {"mode": "webhook"},
                       "secrets": {"webhook_url": url}, "rate_limit_per_second": 10_000});
-    let path = format!("/api/v1/workspaces/{}/connections", ws.id);
-    let created = host.admin(Method::POST, &path, Some(body), StatusCode::CREATED).await;
-    let conn = created["id"].as_str().unwrap().to_string();
+    let conn = host.connection(ws, body).await;
     let rule = json!({"event": "page.completed", "connection": conn, "action": "send_message",
                       "fields": {"text": "hello"}});
     host.rule(ws, rule).await;
     conn
-}
-
-async fn emit(host: &TestHost, ws: &Ws) -> String {
-    let (status, body) = host.emit(ws, json!({"event": "page.completed", "payload": {"step": 3}})).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["event"]["id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
@@ -104,7 +94,7 @@ async fn a_destination_echoing_the_secret_encoded_or_case_folded_shows_only_plac
     let ws = host.workspace("acme").await;
     let secret = receiver.url(PATH_AND_QUERY);
     let conn = slack_webhook(&host, &ws, &secret).await;
-    let event = emit(&host, &ws).await;
+    let event = host.emit_event(&ws, "page.completed", json!({"step": 3})).await;
 
     let (shown, _) = everything_shown(&host, &ws, &event, &conn).await;
     let sent = &receiver.requests()[0];
@@ -123,7 +113,7 @@ async fn a_failure_to_connect_never_quotes_the_url_that_holds_the_secret() {
     let host = TestHost::start().await;
     let ws = host.workspace("acme").await;
     let conn = slack_webhook(&host, &ws, &secret).await;
-    let event = emit(&host, &ws).await;
+    let event = host.emit_event(&ws, "page.completed", json!({"step": 3})).await;
 
     let (shown, attempts) = everything_shown(&host, &ws, &event, &conn).await;
     assert!(!attempts.is_empty(), "{shown}");
@@ -163,10 +153,10 @@ async fn a_secret_shorter_than_8_bytes_is_refused_naming_it() {
     let message = refused["message"].as_str().unwrap();
     assert!(message.contains("secrets.bearer_token") && message.contains('8'), "{message}");
     assert!(!message.contains("7-bytes"), "the value is not echoed: {message}");
-    assert_eq!(host.admin(Method::GET, &path, None, StatusCode::OK).await["count"], 0, "nothing saved");
+    assert_eq!(host.get(&path).await["count"], 0, "nothing saved");
 
-    let conn = host.admin(Method::POST, &path, Some(webhook("8-bytes!")), StatusCode::CREATED).await;
-    let conn_path = format!("{path}/{}", conn["id"].as_str().unwrap());
+    let conn = host.connection(&ws, webhook("8-bytes!")).await;
+    let conn_path = format!("{path}/{conn}");
     let patch = json!({"secrets": {"bearer_token": "short"}});
     let refused = host.admin(Method::PATCH, &conn_path, Some(patch), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(refused["error"]["path"], "secrets.bearer_token", "{refused}");

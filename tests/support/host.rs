@@ -1,6 +1,8 @@
 //! `TestHost`: the real service started in-process on port 0 with a temp
 //! data dir, the guest components registered, a compressed retry schedule,
-//! and a small JSON client for its API.
+//! and a small JSON client for its API: the steps every test takes (create a
+//! workspace, a connection, a rule; emit; read deliveries and attempts), each
+//! asserting the status it expects so the tests themselves read as specs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -127,6 +129,11 @@ impl TestHost {
         value
     }
 
+    /// An admin GET that must answer 200.
+    pub async fn get(&self, path: &str) -> Value {
+        self.admin(Method::GET, path, None, StatusCode::OK).await
+    }
+
     pub async fn workspace(&self, name: &str) -> Ws {
         let v = self.admin(Method::POST, "/api/v1/workspaces", Some(json!({"name": name})), StatusCode::CREATED).await;
         Ws {
@@ -136,35 +143,103 @@ impl TestHost {
         }
     }
 
-    /// A webhook connection to `url` with the test signing secret.
-    pub async fn webhook_connection(&self, ws: &Ws, url: &str) -> String {
-        let body = json!({"connector": "webhook", "name": "hook", "settings": {"url": url},
-                          "secrets": {"signing_secret": super::WEBHOOK_SECRET}});
-        let v = self
-            .admin(Method::POST, &format!("/api/v1/workspaces/{}/connections", ws.id), Some(body), StatusCode::CREATED)
-            .await;
-        v["id"].as_str().unwrap().into()
+    /// A connection created from `body`; its id.
+    pub async fn connection(&self, ws: &Ws, body: Value) -> String {
+        self.create(ws, "connections", body).await
     }
 
+    /// A connection from `connection` and a rule sending to it (`rule`
+    /// names no connection, this fills it in); the connection's id.
+    pub async fn route(&self, ws: &Ws, connection: Value, mut rule: Value) -> String {
+        let id = self.connection(ws, connection).await;
+        rule["connection"] = json!(id);
+        self.rule(ws, rule).await;
+        id
+    }
+
+    /// A webhook connection to `url` with the test signing secret.
+    pub async fn webhook_connection(&self, ws: &Ws, url: &str) -> String {
+        self.connection(ws, webhook(url)).await
+    }
+
+    /// A webhook connection to `url` and `rule` sending to it; the
+    /// connection's id.
+    pub async fn webhook_route(&self, ws: &Ws, url: &str, rule: Value) -> String {
+        self.route(ws, webhook(url), rule).await
+    }
+
+    /// A rule created from `body`; its id.
     pub async fn rule(&self, ws: &Ws, body: Value) -> String {
-        let v = self
-            .admin(Method::POST, &format!("/api/v1/workspaces/{}/rules", ws.id), Some(body), StatusCode::CREATED)
-            .await;
-        v["id"].as_str().unwrap().into()
+        self.create(ws, "rules", body).await
+    }
+
+    /// Create one of a workspace's `resource`s (`connections`, `rules`) from
+    /// `body`; its id.
+    async fn create(&self, ws: &Ws, resource: &str, body: Value) -> String {
+        let path = format!("/api/v1/workspaces/{}/{resource}", ws.id);
+        self.admin(Method::POST, &path, Some(body), StatusCode::CREATED).await["id"].as_str().unwrap().into()
+    }
+
+    /// A POST to the ingest API at `path` (`/api/v1/events`, or `…/bulk`)
+    /// with the workspace's publishable key, for tests that set more headers
+    /// or read the answer's.
+    pub fn ingest(&self, ws: &Ws, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.url)).header("X-Meshes-Publishable-Key", &ws.publishable)
     }
 
     /// Emit one event with the workspace's publishable key.
     pub async fn emit(&self, ws: &Ws, body: Value) -> (StatusCode, Value) {
-        let res = self
-            .client
-            .post(format!("{}/api/v1/events", self.url))
-            .header("X-Meshes-Publishable-Key", &ws.publishable)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = self.ingest(ws, "/api/v1/events").json(&body).send().await.unwrap();
         let status = res.status();
         (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Emit one event that must be accepted (201); its id.
+    pub async fn emit_ok(&self, ws: &Ws, body: Value) -> String {
+        let (status, answer) = self.emit(ws, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        answer["event"]["id"].as_str().unwrap().into()
+    }
+
+    /// Emit one event named `event` with `payload`, which must be accepted; its id.
+    pub async fn emit_event(&self, ws: &Ws, event: &str, payload: Value) -> String {
+        self.emit_ok(ws, json!({"event": event, "payload": payload})).await
+    }
+
+    /// Emit `events` in one bulk request with the workspace's secret key (one
+    /// durable write, so they are due at once) that must accept them all
+    /// (201); their ids.
+    pub async fn emit_bulk(&self, ws: &Ws, events: &[Value]) -> Vec<String> {
+        let (status, answer) =
+            self.raw(Method::POST, "/api/v1/events/bulk", Some(&ws.secret), Some(json!(events))).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        answer["records"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().into()).collect()
+    }
+
+    /// The deliveries of one event.
+    pub async fn deliveries(&self, ws: &Ws, event: &str) -> Vec<Value> {
+        let path = format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id);
+        self.get(&path).await["records"].as_array().unwrap().clone()
+    }
+
+    /// The one delivery an event has (asserting it has exactly one).
+    pub async fn only_delivery(&self, ws: &Ws, event: &str) -> Value {
+        let path = format!("/api/v1/workspaces/{}/events/{event}/deliveries", ws.id);
+        let v = self.get(&path).await;
+        assert_eq!(v["count"], 1, "{v}");
+        v["records"][0].clone()
+    }
+
+    /// The attempts of one delivery, oldest first.
+    pub async fn attempts(&self, ws: &Ws, delivery: &str) -> Vec<Value> {
+        let path = format!("/api/v1/workspaces/{}/deliveries/{delivery}/attempts", ws.id);
+        self.get(&path).await["records"].as_array().unwrap().clone()
+    }
+
+    /// The attempts of the one delivery an event has.
+    pub async fn only_delivery_attempts(&self, ws: &Ws, event: &str) -> Vec<Value> {
+        let delivery = self.only_delivery(ws, event).await;
+        self.attempts(ws, delivery["id"].as_str().unwrap()).await
     }
 
     /// Poll (every 10 ms, at most 20 s) until `check` holds.
@@ -180,6 +255,25 @@ impl TestHost {
         }
     }
 
+    /// Wait until the connection is paused and return it as the API shows it.
+    pub async fn paused_connection(&self, ws: &Ws, conn: &str) -> Value {
+        let path = format!("/api/v1/workspaces/{}/connections/{conn}", ws.id);
+        self.wait_until("connection paused", || async {
+            self.raw(Method::GET, &path, Some(ADMIN), None).await.1["active"] == false
+        })
+        .await;
+        self.get(&path).await
+    }
+
+    /// Wait until `n` of the workspace's deliveries wait (for a paused connection).
+    pub async fn wait_waiting(&self, ws: &Ws, n: usize) {
+        let path = format!("/api/v1/workspaces/{}/deliveries?status=waiting", ws.id);
+        self.wait_until(&format!("{n} deliveries waiting"), || async {
+            self.raw(Method::GET, &path, Some(ADMIN), None).await.1["count"] == n
+        })
+        .await;
+    }
+
     /// Wait until the event's status is final and return the event view.
     pub async fn settled_event(&self, ws: &Ws, event_id: &str) -> Value {
         let path = format!("/api/v1/workspaces/{}/events/{event_id}", ws.id);
@@ -188,8 +282,20 @@ impl TestHost {
             v["status"] != "processing"
         })
         .await;
-        self.admin(Method::GET, &path, None, StatusCode::OK).await
+        self.get(&path).await
     }
+}
+
+/// A webhook connection's body: to `url`, with the test signing secret.
+fn webhook(url: &str) -> Value {
+    json!({"connector": "webhook", "name": "hook", "settings": {"url": url},
+           "secrets": {"signing_secret": super::WEBHOOK_SECRET}})
+}
+
+/// The seed `page.completed` event of the README (tests/vectors).
+pub fn seed_event() -> Value {
+    let path = super::build::workspace_root().join("tests/vectors/page_completed.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 impl Drop for TestHost {

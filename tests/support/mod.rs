@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod fakes;
+pub mod fuzz;
 pub mod host;
 pub mod process;
 pub mod receiver;

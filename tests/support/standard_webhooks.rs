@@ -9,6 +9,8 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::fakes::Call;
+
 const TOLERANCE_SECONDS: i64 = 5 * 60;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -51,4 +53,17 @@ pub fn verify(
         }
     }
     Err(VerifyError::NoMatchingSignature)
+}
+
+/// Verify a request a receiver recorded, now.
+pub fn verify_call(secret: &str, call: &Call) -> Result<(), VerifyError> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    verify(
+        secret,
+        call.header("webhook-id"),
+        call.header("webhook-timestamp"),
+        call.header("webhook-signature"),
+        &call.body,
+        now,
+    )
 }

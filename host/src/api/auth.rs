@@ -1,6 +1,11 @@
 //! Who is calling: the admin (admin token) or a workspace (its secret key,
 //! or on ingest its publishable key). Keys are looked up by SHA-256, so a
 //! revoked key is refused on its very next request.
+//!
+//! Management handlers take their access as an extractor: [`WorkspaceAccess`]
+//! checks the caller against the `{ws}` segment of the path, [`AdminOnly`]
+//! wants the admin token, [`Caller`] is whoever authenticated. A handler
+//! that names one of them cannot forget the check.
 
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -31,6 +36,62 @@ impl Caller {
             Caller::Admin => Ok(()),
             Caller::Workspace(_) => Err(ApiError::forbidden("this endpoint needs the admin token")),
         }
+    }
+}
+
+impl axum::extract::FromRequestParts<super::AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &super::AppState,
+    ) -> Result<Self, ApiError> {
+        caller(app, &parts.headers).await
+    }
+}
+
+/// A caller allowed into the workspace named by the path's `{ws}`: the
+/// admin or that workspace's secret key.
+#[derive(Debug, Clone)]
+pub struct WorkspaceAccess {
+    pub workspace: String,
+    pub caller: Caller,
+}
+
+impl axum::extract::FromRequestParts<super::AppState> for WorkspaceAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &super::AppState,
+    ) -> Result<Self, ApiError> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid path: {}", e.body_text())))?;
+        let Some((_, workspace)) = params.iter().find(|(name, _)| *name == "ws") else {
+            // A route without `{ws}` using this extractor is a programming error.
+            return Err(ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "route has no workspace"));
+        };
+        let workspace = workspace.to_string();
+        let caller = caller(app, &parts.headers).await?;
+        caller.can_access(&workspace)?;
+        Ok(WorkspaceAccess { workspace, caller })
+    }
+}
+
+/// The admin token, and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminOnly;
+
+impl axum::extract::FromRequestParts<super::AppState> for AdminOnly {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &super::AppState,
+    ) -> Result<Self, ApiError> {
+        caller(app, &parts.headers).await?.require_admin()?;
+        Ok(AdminOnly)
     }
 }
 

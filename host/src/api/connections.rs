@@ -10,16 +10,17 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::caller;
+use super::auth::WorkspaceAccess;
 use super::limits::{MAX_SECRET_BYTES, MAX_SETTINGS_BYTES, check_optional_name};
 use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::app::App;
-use crate::model::{Connection, new_id, now_ms, rfc3339};
+use crate::model::{Connection, InactiveReason, new_id, now_ms, rfc3339};
+use crate::ops;
 use crate::runtime::LoadedConnector;
 use crate::secrets::MIN_SECRET_BYTES;
 
@@ -185,11 +186,10 @@ async fn check(
 
 async fn create(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
     Json(req): Json<CreateConnection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     check_fields(Some(&req.name), Some(&req.connector), req.version.as_deref(), req.settings.as_ref())?;
     let (rate_limit_per_second, concurrency) = limits(req.rate_limit_per_second, req.concurrency)?;
@@ -222,11 +222,10 @@ async fn create(
 
 async fn list_connections(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
     Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let page = p.page()?;
     let all = app.store.connections(&ws, &page).await?;
     let last = all.last().map(|c| c.id.clone());
@@ -239,20 +238,18 @@ async fn load(app: &App, ws: &str, id: &str) -> Result<Connection, ApiError> {
 
 async fn show(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     Ok(Json(view(&load(&app, &ws, &id).await?)))
 }
 
 async fn update(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
     Json(req): Json<UpdateConnection>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let mut c = load(&app, &ws, &id).await?;
     check_fields(req.name.as_deref(), None, req.version.as_deref(), req.settings.as_ref())?;
     let (rate_limit_per_second, concurrency) = limits(req.rate_limit_per_second, req.concurrency)?;
@@ -288,21 +285,16 @@ async fn update(
     }
     c.sealed_secrets = app.master_key.seal(&secrets, &c.id);
     c.secret_names = secrets.keys().cloned().collect();
-    // New credentials or an explicit `active: true` resume a paused connection.
-    let resume = !c.active && (req.active == Some(true) || (secrets_changed && req.active.is_none()));
-    if resume {
-        c.active = true;
-        c.inactive_reason = None;
-    } else if req.active == Some(false) {
-        c.active = false;
-        c.inactive_reason = Some("disabled".into());
-    }
     c.updated_at = now_ms();
     app.store.put_connection(&c).await?;
     app.rules_changed(&ws);
-    if resume {
-        app.resume_waiting(&c.id).await?;
+    // New credentials or an explicit `active: true` resume a paused connection.
+    if req.active == Some(true) || (secrets_changed && req.active.is_none()) {
+        ops::connections::resume(&app, &ws, &id).await?;
+    } else if req.active == Some(false) {
+        ops::connections::pause(&app, &ws, &id, InactiveReason::Disabled).await?;
     }
+    let c = load(&app, &ws, &id).await?;
     Ok(Json(view(&c)))
 }
 
@@ -313,11 +305,10 @@ struct DeleteParams {
 
 async fn remove(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
     Query(p): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     load(&app, &ws, &id).await?;
     let rules = app.store.rules(&ws, &crate::store::Page { cursor: None, limit: usize::MAX }).await?;
     let using: Vec<_> = rules.into_iter().filter(|r| r.connection == id).collect();

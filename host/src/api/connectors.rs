@@ -6,15 +6,14 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::auth::caller;
+use super::auth::{AdminOnly, WorkspaceAccess};
 use super::{ApiError, AppState, Path};
-use crate::app::App;
-use crate::model::{Connection, VERSION_BLOCKED, now_ms};
+use crate::ops;
 use crate::registry::{Entry, Origin, RegistryError};
 use crate::store::Page;
 
@@ -38,8 +37,7 @@ fn version_view(e: &Entry) -> Value {
            "artifact": if e.compiled { "compiled" } else { "cached" }, "manifest": m})
 }
 
-async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.require_admin()?;
+async fn list(State(app): State<AppState>, _admin: AdminOnly) -> Result<Json<Value>, ApiError> {
     let records: Vec<Value> = app
         .registry
         .list()
@@ -55,10 +53,9 @@ async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Va
 
 async fn versions(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminOnly,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.require_admin()?;
     let all = app.registry.list();
     let (_, versions) = all.iter().find(|(n, _)| *n == name).ok_or_else(|| ApiError::not_found("connector", &name))?;
     let records: Vec<Value> = versions.iter().map(version_view).collect();
@@ -67,11 +64,10 @@ async fn versions(
 
 async fn upload(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminOnly,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers).await?.require_admin()?;
     let bytes = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -124,25 +120,15 @@ async fn upload(
 }
 
 /// Every connection of every workspace.
-async fn all_connections(app: &App) -> Result<Vec<Connection>, ApiError> {
-    let everything = Page { cursor: None, limit: usize::MAX };
-    let mut out = Vec::new();
-    for ws in app.store.workspaces(&everything).await? {
-        out.extend(app.store.connections(&ws.id, &everything).await?);
-    }
-    Ok(out)
-}
-
 async fn remove(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminOnly,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller(&app, &headers).await?.require_admin()?;
     if app.registry.resolve(&name, &version).is_none() {
         return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
     }
-    let pinned: Vec<String> = all_connections(&app)
+    let pinned: Vec<String> = ops::connections::everywhere(&app)
         .await?
         .into_iter()
         .filter(|c| c.connector == name && c.version == version)
@@ -163,10 +149,9 @@ async fn remove(
 /// with the version each resolves to now and its health.
 async fn enabled(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let connections = app.store.connections(&ws, &Page { cursor: None, limit: usize::MAX }).await?;
     let mut by_connector: std::collections::BTreeMap<String, Vec<Value>> = std::collections::BTreeMap::new();
@@ -175,7 +160,7 @@ async fn enabled(
         by_connector.entry(c.connector.clone()).or_default().push(json!({
             "connection": c.id, "name": c.name, "version": c.version, "resolved_version": resolved,
             "active": c.active && resolved.is_some(),
-            "inactive_reason": if resolved.is_none() { Some("connector_version_missing".to_string()) } else { c.inactive_reason.clone() },
+            "inactive_reason": if resolved.is_none() { json!("connector_version_missing") } else { json!(c.inactive_reason) },
         }));
     }
     let records: Vec<Value> = by_connector
@@ -187,75 +172,22 @@ async fn enabled(
 
 /// The blocked versions, as `name@version`, kept in the data dir so a block
 /// survives restarts.
-pub fn blocked_file(app: &App) -> std::path::PathBuf {
-    app.uploads_dir().join("blocked.json")
-}
-
-async fn save_blocked(app: &App) -> Result<(), ApiError> {
-    let blocked: Vec<String> = app
-        .registry
-        .list()
-        .iter()
-        .flat_map(|(name, vs)| {
-            vs.iter().filter(|e| e.blocked).map(move |e| format!("{name}@{}", e.connector.manifest().version))
-        })
-        .collect();
-    let saved = match tokio::fs::create_dir_all(app.uploads_dir()).await {
-        Ok(()) => tokio::fs::write(blocked_file(app), serde_json::to_vec(&blocked).unwrap_or_default()).await,
-        Err(e) => Err(e),
-    };
-    saved.map_err(|e| ApiError::unavailable(format!("cannot record the block: {e}")))
-}
-
 /// Block a version everywhere: `latest` falls back to the newest unblocked
 /// version, connections pinned to it pause (their deliveries wait).
 async fn block(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminOnly,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.require_admin()?;
-    if !app.registry.set_blocked(&name, &version, true) {
-        return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
-    }
-    save_blocked(&app).await?;
-    let mut paused = Vec::new();
-    for mut c in
-        all_connections(&app).await?.into_iter().filter(|c| c.connector == name && c.version == version && c.active)
-    {
-        c.active = false;
-        c.inactive_reason = Some(VERSION_BLOCKED.to_string());
-        c.updated_at = now_ms();
-        app.store.put_connection(&c).await?;
-        paused.push(c.id);
-    }
-    tracing::warn!(connector = %name, %version, paused = paused.len(), "connector version blocked");
+    let paused = ops::connectors::block(&app, &name, &version).await?;
     Ok(Json(json!({"name": name, "version": version, "blocked": true, "paused_connections": paused})))
 }
 
 async fn unblock(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminOnly,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.require_admin()?;
-    if !app.registry.set_blocked(&name, &version, false) {
-        return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
-    }
-    save_blocked(&app).await?;
-    let mut resumed = Vec::new();
-    let now = now_ms();
-    for mut c in all_connections(&app)
-        .await?
-        .into_iter()
-        .filter(|c| c.connector == name && c.inactive_reason.as_deref() == Some(VERSION_BLOCKED))
-    {
-        c.active = true;
-        c.inactive_reason = None;
-        c.updated_at = now;
-        app.store.put_connection(&c).await?;
-        app.resume_waiting(&c.id).await?;
-        resumed.push(c.id);
-    }
+    let resumed = ops::connectors::unblock(&app, &name, &version).await?;
     Ok(Json(json!({"name": name, "version": version, "blocked": false, "resumed_connections": resumed})))
 }

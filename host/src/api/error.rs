@@ -74,6 +74,25 @@ impl ApiError {
     }
 }
 
+/// The one place an operation's refusal becomes a status.
+impl From<crate::ops::OpError> for ApiError {
+    fn from(e: crate::ops::OpError) -> Self {
+        use crate::ops::OpError;
+        match e {
+            OpError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            OpError::Invalid { field, message } => Self::invalid(&field, message),
+            OpError::Refused(m) => Self::unprocessable(m),
+            OpError::Conflict(m) => Self::conflict(m),
+            OpError::TooEarly(m) => Self::too_early(m),
+            OpError::Store(e) => e.into(),
+            OpError::Disk { .. } => {
+                tracing::error!(error = %e, "operation");
+                Self::unavailable(e.to_string())
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store");
@@ -86,6 +105,12 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // A body over the limit is refused before it is read, and the
+            // server will not read the rest: say that the connection ends,
+            // so a client does not send its next request on it.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -3,17 +3,18 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::caller;
+use super::auth::WorkspaceAccess;
 use super::limits::check_optional_name;
 use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::app::App;
-use crate::model::{Delivery, DeliveryStatus, Event, EventStatus, ReplayJob, new_id, now_ms, rfc3339};
-use crate::store::{DeliveryQuery, EventQuery, Page};
+use crate::model::{Delivery, DeliveryStatus, Event, EventStatus, ReplayJob, rfc3339};
+use crate::ops;
+use crate::store::{DeliveryQuery, EventQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -66,11 +67,10 @@ struct EventParams {
 
 async fn list_events(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
     Query(p): Query<EventParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
     let status = match &p.status {
         Some(s) => Some(
@@ -95,29 +95,26 @@ async fn load_event(app: &App, ws: &str, id: &str) -> Result<Event, ApiError> {
 
 async fn show_event(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     Ok(Json(event_view(&app, &load_event(&app, &ws, &id).await?).await?))
 }
 
 async fn payload(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let e = load_event(&app, &ws, &id).await?;
     Ok(Json(serde_json::from_str(&e.payload).unwrap_or(Value::Null)))
 }
 
 async fn event_deliveries(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let e = load_event(&app, &ws, &id).await?;
     let records: Vec<Value> = app.store.deliveries_of(&e).await?.iter().map(delivery_view).collect();
     Ok(Json(super::list_all(records)))
@@ -157,11 +154,10 @@ fn parse_status(v: &Option<String>) -> Result<Option<DeliveryStatus>, ApiError> 
 
 async fn list_deliveries(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
     Query(p): Query<DeliveryParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
     let q = DeliveryQuery {
         status: parse_status(&p.status)?,
@@ -176,25 +172,22 @@ async fn list_deliveries(
 }
 
 async fn load_delivery(app: &App, ws: &str, id: &str) -> Result<Delivery, ApiError> {
-    // Deliveries are keyed globally; the workspace check keeps tenants apart.
-    app.store.delivery(id).await?.filter(|d| d.workspace == ws).ok_or_else(|| ApiError::not_found("delivery", id))
+    Ok(ops::deliveries::load(app, ws, id).await?)
 }
 
 async fn show_delivery(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     Ok(Json(delivery_view(&load_delivery(&app, &ws, &id).await?)))
 }
 
 async fn attempts(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     load_delivery(&app, &ws, &id).await?;
     let records: Vec<Value> =
         app.store.attempts(&id).await?.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
@@ -203,37 +196,18 @@ async fn attempts(
 
 async fn retry(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
-    let d = load_delivery(&app, &ws, &id).await?;
-    let now = now_ms();
-    if d.lease.is_some() {
-        return Err(ApiError::too_early("an attempt is in flight; try again when it has finished"));
-    }
-    if d.due_at.is_some_and(|at| at <= now + 1000) {
-        return Err(ApiError::too_early("the delivery is already due within a second"));
-    }
-    let updated =
-        app.store.requeue(&id, now, now).await?.ok_or_else(|| ApiError::too_early("an attempt is in flight"))?;
-    app.wake.notify_one();
-    Ok(Json(delivery_view(&updated)))
+    Ok(Json(delivery_view(&ops::deliveries::retry(&app, &ws, &id).await?)))
 }
 
 async fn cancel(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
-    let d = load_delivery(&app, &ws, &id).await?;
-    if d.status.is_final() {
-        return Err(ApiError::conflict(format!("the delivery is already {}", json!(d.status).as_str().unwrap_or(""))));
-    }
-    let updated =
-        app.store.cancel(&id, now_ms()).await?.ok_or_else(|| ApiError::conflict("the delivery is already final"))?;
-    Ok(Json(delivery_view(&updated)))
+    Ok(Json(delivery_view(&ops::deliveries::cancel(&app, &ws, &id).await?)))
 }
 
 #[derive(Deserialize)]
@@ -260,75 +234,29 @@ fn in_body(field: &'static str) -> impl FnOnce(ApiError) -> ApiError {
 
 async fn create_replay(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
     Json(b): Json<ReplayBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
-    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     check_optional_name("connection", b.connection.as_deref())?;
     check_optional_name("rule", b.rule.as_deref())?;
     let status = parse_status(&b.status.or(Some("failed".into()))).map_err(in_body("status"))?;
-    let status = status.unwrap_or(DeliveryStatus::Failed);
-    if !matches!(status, DeliveryStatus::Failed | DeliveryStatus::Completed | DeliveryStatus::Canceled) {
-        return Err(ApiError::invalid("status", "must be failed, completed or canceled"));
-    }
-    let mut job = ReplayJob {
-        id: new_id("rpl_"),
-        workspace: ws,
-        status,
+    let filter = ops::deliveries::ReplayFilter {
+        status: status.unwrap_or(DeliveryStatus::Failed),
         connection: b.connection,
         rule: b.rule,
         since: parse_time("since", &b.since).map_err(in_body("since"))?,
         until: parse_time("until", &b.until).map_err(in_body("until"))?,
-        matched: 0,
-        requeued: 0,
-        state: "pending".into(),
-        created_at: now_ms(),
     };
-    // Durable before any work: a crash mid-replay resumes it at start.
-    app.store.put_replay(&job).await?;
-    run_replay(&app, &mut job).await?;
+    let job = ops::deliveries::replay(&app, &ws, filter).await?;
     Ok((StatusCode::CREATED, Json(replay_view(&job))))
-}
-
-/// Requeue every delivery the job matches. Safe to run again after a crash:
-/// a delivery already requeued no longer has the matched status.
-pub async fn run_replay(app: &App, job: &mut ReplayJob) -> Result<(), ApiError> {
-    let q = DeliveryQuery {
-        status: Some(job.status),
-        connection: job.connection.clone(),
-        rule: job.rule.clone(),
-        since: job.since,
-        until: job.until,
-    };
-    let mut page = Page { cursor: None, limit: 500 };
-    loop {
-        let batch = app.store.deliveries(&job.workspace, &q, &page).await?;
-        let now = now_ms();
-        for d in &batch {
-            job.matched += 1;
-            if app.store.requeue(&d.id, now, now).await?.is_some() {
-                job.requeued += 1;
-            }
-        }
-        if batch.len() < page.limit {
-            break;
-        }
-        page.cursor = batch.last().map(|d| d.id.clone());
-    }
-    job.state = "completed".into();
-    app.store.put_replay(job).await?;
-    app.wake.notify_one();
-    Ok(())
 }
 
 async fn show_replay(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let job = app.store.replay(&ws, &id).await?.ok_or_else(|| ApiError::not_found("replay", &id))?;
     Ok(Json(replay_view(&job)))
 }

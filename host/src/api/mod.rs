@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod health;
 pub mod ingest;
 pub mod limits;
 pub mod rules;
@@ -18,7 +19,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ pub fn router(app: AppState) -> Router {
         // A route with a limit of its own (connector uploads) keeps it: that layer is inner.
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .merge(health::router())
         .merge(ingest::router(&app))
         .merge(management)
         // Last: it applies to the routes present when it is called.

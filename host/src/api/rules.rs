@@ -8,12 +8,12 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::caller;
+use super::auth::WorkspaceAccess;
 use super::limits::{check_event_field, check_name};
 use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::app::App;
@@ -92,11 +92,10 @@ fn sample_event(r: &Rule) -> Value {
 
 async fn create(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
     Json(b): Json<RuleBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let required = |field: &str| ApiError::invalid(field, "is required");
     let now = now_ms();
@@ -129,11 +128,10 @@ struct ListParams {
 
 async fn list_rules(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
     let rules: Vec<Rule> = app
         .store
@@ -152,20 +150,18 @@ async fn load(app: &App, ws: &str, id: &str) -> Result<Rule, ApiError> {
 
 async fn show(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     Ok(Json(view(&load(&app, &ws, &id).await?)))
 }
 
 async fn update(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
     Json(b): Json<RuleBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let mut rule = load(&app, &ws, &id).await?;
     if let Some(v) = b.event {
         rule.event = v;
@@ -200,10 +196,9 @@ async fn update(
 
 async fn remove(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     if !app.store.delete_rule(&ws, &id).await? {
         return Err(ApiError::not_found("rule", &id));
     }

@@ -3,13 +3,13 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Caller, caller, hash_key};
+use super::auth::{AdminOnly, Caller, WorkspaceAccess, hash_key};
 use super::limits::check_name;
 use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::model::{ApiKey, KeyKind, Workspace, new_id, now_ms, rfc3339};
@@ -59,10 +59,9 @@ pub fn mint_key(workspace: &str, kind: KeyKind) -> (ApiKey, String) {
 
 async fn create(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminOnly,
     Json(req): Json<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers).await?.require_admin()?;
     let name = req.name.trim();
     check_name("name", name)?;
     let ws = Workspace { id: new_id("ws-"), name: name.to_string(), created_at: now_ms() };
@@ -79,11 +78,11 @@ async fn create(
 
 async fn list_workspaces(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let page = p.page()?;
-    let workspaces = match caller(&app, &headers).await? {
+    let workspaces = match caller {
         Caller::Admin => app.store.workspaces(&page).await?,
         Caller::Workspace(k) => app.store.workspace(&k.workspace).await?.into_iter().collect(),
     };
@@ -93,10 +92,9 @@ async fn list_workspaces(
 
 async fn show(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let found = app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     Ok(Json(view(&found)))
 }
@@ -114,11 +112,10 @@ fn key_view(k: &ApiKey) -> Value {
 
 async fn create_key(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
     body: Option<Json<CreateKey>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let (key, text) = mint_key(&ws, req.kind.unwrap_or(KeyKind::Secret));
@@ -130,20 +127,18 @@ async fn create_key(
 
 async fn list_keys(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let keys = app.store.keys(&ws).await?;
     Ok(Json(super::list_all(keys.iter().map(key_view).collect())))
 }
 
 async fn revoke(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    _access: WorkspaceAccess,
     Path((ws, key_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(&app, &headers).await?.can_access(&ws)?;
     let mut key = app
         .store
         .keys(&ws)

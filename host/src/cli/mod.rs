@@ -252,7 +252,7 @@ fn invocation(connector: &LoadedConnector, input: InvocationInput, action: Strin
             resource: event.resource.unwrap_or_else(|| "global".into()),
             resource_id: event.resource_id,
             payload: event.payload.to_string(),
-            created_at: crate::runtime::now_rfc3339(),
+            created_at: crate::time::now_rfc3339(),
             workspace: "cli".into(),
         },
         action,

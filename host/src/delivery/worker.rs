@@ -9,7 +9,7 @@ use serde_json::json;
 use super::retry::RetryPolicy;
 use crate::app::App;
 use crate::attempt::AttemptRecord;
-use crate::model::{AUTH_INVALID, Connection, Delivery, Event, VERSION_BLOCKED, now_ms, rfc3339};
+use crate::model::{Connection, Delivery, Event, InactiveReason, now_ms, rfc3339};
 use crate::outcome::Outcome;
 use crate::routing::fields::FieldTemplates;
 use crate::runtime::{EventData, Invocation, Labels};
@@ -37,7 +37,7 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
     };
     if app.registry.is_blocked(&connection.connector, &connector.manifest().version) {
         // Pinned to a version an operator blocked: wait, do not fail.
-        pause_connection(app, &connection, now, VERSION_BLOCKED).await;
+        pause_connection(app, &connection, InactiveReason::ConnectorVersionBlocked).await;
         park(app, &d, lease, now).await;
         return;
     }
@@ -92,7 +92,7 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
     let now = now_ms();
     let next = policy.next(record.outcome, n, record.retry_after_ms, now, rand::random());
     if record.outcome == Outcome::AuthFailed {
-        pause_connection(app, &connection, now, AUTH_INVALID).await;
+        pause_connection(app, &connection, InactiveReason::AuthenticationInvalid).await;
     }
     match app.store.finish_attempt(&d.id, lease, &record, next.clone(), now).await {
         Ok(true) => {}
@@ -163,16 +163,8 @@ async fn park(app: &App, d: &Delivery, lease: &str, now: i64) {
     }
 }
 
-async fn pause_connection(app: &App, connection: &Connection, now: i64, reason: &str) {
-    let Ok(Some(mut current)) = app.store.connection(&connection.workspace, &connection.id).await else { return };
-    if !current.active {
-        return;
-    }
-    current.active = false;
-    current.inactive_reason = Some(reason.to_string());
-    current.updated_at = now;
-    match app.store.put_connection(&current).await {
-        Ok(()) => tracing::warn!(connection = %current.id, reason, "connection paused until it is fixed"),
-        Err(e) => tracing::error!(connection = %current.id, error = %e, "pausing a connection"),
+async fn pause_connection(app: &App, connection: &Connection, reason: InactiveReason) {
+    if let Err(e) = crate::ops::connections::pause(app, &connection.workspace, &connection.id, reason).await {
+        tracing::error!(connection = %connection.id, error = %e, "pausing a connection");
     }
 }

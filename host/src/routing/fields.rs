@@ -101,12 +101,22 @@ impl FieldTemplates {
         let context = JsonView::context(context);
         sandbox::run(|| {
             let mut output_left = MAX_OUTPUT;
-            walk(&self.fields, "", &mut |source, path| match render_one(env, source, &context, &mut output_left) {
+            walk(&self.fields, "", &mut |source, path| match guarded(|| {
+                render_one(env, source, &context, &mut output_left)
+            }) {
                 Err((FieldErrorKind::Render, _)) if dry => Ok(Value::Null),
                 result => result.map_err(|failure| field_error(path, failure)),
             })
         })
     }
+}
+
+/// A panic inside the template engine (minijinja 2.24 has some, e.g. a
+/// negative-step slice of an empty list) fails this field's render like
+/// any other render error, instead of taking the caller's thread down.
+fn guarded(render: impl FnOnce() -> Result<Value, Failure>) -> Result<Value, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(render))
+        .unwrap_or_else(|_| Err((FieldErrorKind::Render, "the template engine failed on this value".to_owned())))
 }
 
 fn field_error(path: &str, (kind, message): Failure) -> FieldError {

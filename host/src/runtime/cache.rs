@@ -1,5 +1,6 @@
-//! The `cache` import's storage: a key/value map per connection. In memory
-//! here; the engine backs it with the store so it survives restarts.
+//! The `cache` import's storage: a key/value map per connection, kept in
+//! the store by the server ([`StoreCache`]) and in memory for one-off runs
+//! ([`MemoryCache`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,7 +13,25 @@ pub trait ConnectorCache: Send + Sync + 'static {
     async fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration);
 }
 
-/// Bounded in-memory cache with expiry.
+/// The `cache` import backed by the store (the production one), so cached
+/// lookups survive restarts; the store keeps each connection's quota.
+pub struct StoreCache(pub std::sync::Arc<dyn crate::store::Store>);
+
+#[async_trait::async_trait]
+impl ConnectorCache for StoreCache {
+    async fn get(&self, scope: &str, key: &str) -> Option<String> {
+        self.0.cache_get(scope, key, crate::time::now_ms()).await.ok().flatten()
+    }
+    async fn set(&self, scope: &str, key: &str, value: &str, ttl: Duration) {
+        let expires_at = crate::time::now_ms() + ttl.as_millis() as i64;
+        let entry = crate::store::CacheEntry { value: value.to_string(), expires_at };
+        if let Err(e) = self.0.cache_set(scope, key, &entry).await {
+            tracing::warn!(error = %e, "connector cache write failed");
+        }
+    }
+}
+
+/// Bounded in-memory cache with expiry (tests and `connector run`).
 #[derive(Debug)]
 pub struct MemoryCache {
     entries: Mutex<HashMap<(String, String), (String, Instant)>>,

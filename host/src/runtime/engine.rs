@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::SandboxLimits;
+use crate::config::SandboxLimits;
 
 /// How often the epoch advances; the guest CPU budget is counted in ticks.
 pub const TICK: Duration = Duration::from_millis(10);

@@ -14,16 +14,16 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::SandboxLimits;
 use super::bindings::{cache, crypto, http, log, secrets, types};
 use super::limits::{
     LimitReached, MAX_CACHE_BYTES_WRITTEN, MAX_CACHE_READS, MAX_CACHE_WRITES, MAX_LOG_CALLS, MAX_LOG_LINE_BYTES,
     RECORDED_LOG_LINES,
 };
 use super::transport::{OutboundRequest, Transport, TransportError};
+use super::verdict::Violation;
 use crate::attempt::{LogLine, Step, StepError, StepRequest, StepResponse, header_map};
+use crate::config::SandboxLimits;
 use crate::egress::EgressPolicy;
-use crate::outcome::Violation;
 use crate::runtime::cache::ConnectorCache;
 use crate::secrets::{SecretSet, neutralize, neutralize_bytes, redact_header};
 

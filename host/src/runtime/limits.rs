@@ -1,53 +1,17 @@
 //! What one invocation may spend, and how the sandbox says it spent too much:
-//! the configurable [`SandboxLimits`], the fixed per-invocation
-//! caps on host calls, the guest CPU budget counted in epoch
-//! ticks, and the one sentence that explains each way an invocation stops.
+//! the fixed per-invocation caps on host calls, the guest CPU budget counted
+//! in epoch ticks, and the one sentence that explains each way an invocation
+//! stops. The configurable limits are [`SandboxLimits`], defined with the
+//! rest of the configuration (`[sandbox]`).
+//!
+//! [`SandboxLimits`]: crate::config::SandboxLimits
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use wasmtime::{Store, UpdateDeadline};
 
 use super::engine::TICK;
 use super::host_impl::InvocationState;
-
-/// Per-invocation limits (defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SandboxLimits {
-    /// Linear memory cap per instance.
-    pub memory_bytes: usize,
-    /// Guest CPU budget (time waiting for HTTP is not counted).
-    #[serde(with = "crate::config::duration")]
-    pub cpu: Duration,
-    /// Wall-clock budget for the whole invocation.
-    #[serde(with = "crate::config::duration")]
-    pub wall: Duration,
-    /// `http.send` calls per invocation; the next one ends the invocation.
-    pub max_requests: u32,
-    pub max_request_body: usize,
-    pub max_response_body: usize,
-    /// Cap on each request's timeout.
-    #[serde(with = "crate::config::duration")]
-    pub request_timeout: Duration,
-    /// Instances that may exist at once (the pooling allocator's size).
-    pub max_concurrent_instances: u32,
-}
-
-impl Default for SandboxLimits {
-    fn default() -> Self {
-        SandboxLimits {
-            memory_bytes: 32 << 20,
-            cpu: Duration::from_millis(100),
-            wall: Duration::from_secs(30),
-            max_requests: 10,
-            max_request_body: 1 << 20,
-            max_response_body: 5 << 20,
-            request_timeout: Duration::from_secs(10),
-            max_concurrent_instances: 256,
-        }
-    }
-}
 
 /// `log.log` calls per invocation. The call after the last one
 /// ends the invocation as `connector_error`, exactly like a send past

@@ -275,7 +275,7 @@ pub struct StoreConfig {
     pub backend: Engine,
     /// A store call that has not answered by then fails as unavailable
     /// (ingest answers 503 with Retry-After) instead of hanging.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::time::duration")]
     pub timeout: Duration,
     /// Block cache of the embedded engine.
     pub cache_bytes: u64,

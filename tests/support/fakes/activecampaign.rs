@@ -29,14 +29,14 @@
 //! Every call is recorded ([`Call`]), with the status it got.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use axum::body::Body;
+use axum::extract::Query;
+use axum::http::{Response, Uri};
 use serde_json::{Value, json};
+
+use super::server::{self, Answer, Call, Fake, FakeServer};
 
 /// The account's API key: what connections must hold as `api_key`.
 pub const API_KEY: &str = "ac-test-3f9a1c77e2d4b5a6c8e0f1a2b3c4d5e6f7a8b9c0";
@@ -44,31 +44,6 @@ pub const API_KEY: &str = "ac-test-3f9a1c77e2d4b5a6c8e0f1a2b3c4d5e6f7a8b9c0";
 const UNAUTHORIZED: &str = r#"{"message":"You are not authorized to access this resource"}"#;
 const UNAVAILABLE_HTML: &str =
     "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n";
-
-/// One request as the fake saw it, and the status it answered.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub method: Method,
-    pub path_and_query: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    pub status: u16,
-    pub at: Instant,
-}
-
-impl Call {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    /// The body as JSON (`Null` when empty or not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    /// `"POST /api/3/contact/sync"`.
-    pub fn line(&self) -> String {
-        format!("{} {}", self.method, self.path_and_query)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
@@ -111,13 +86,13 @@ pub enum Failure {
     Unprocessable,
 }
 
+/// The fake's state: one ActiveCampaign account.
 #[derive(Debug, Default)]
-struct Account {
+pub struct Account {
     contacts: Vec<Contact>,
     tags: Vec<Tag>,
     contact_tags: Vec<ContactTag>,
     next_id: u64,
-    calls: Vec<Call>,
     /// Scripted answers for the next calls: a failure, or `None` to pass one through.
     script: VecDeque<Option<Failure>>,
     rate_limit: Option<u32>,
@@ -132,45 +107,15 @@ impl Account {
     }
 }
 
-pub struct FakeActiveCampaign {
-    addr: SocketAddr,
-    account: Arc<Mutex<Account>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeActiveCampaign {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// The running fake; stops when dropped.
+pub type FakeActiveCampaign = FakeServer<Account>;
 
 /// Start an empty account with no rate limit.
 pub async fn start() -> FakeActiveCampaign {
-    let account = Arc::new(Mutex::new(Account::default()));
-    let app = axum::Router::new().fallback(handle).with_state(account.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake ActiveCampaign");
-    let addr = listener.local_addr().expect("fake address");
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("fake ActiveCampaign serves");
-    });
-    FakeActiveCampaign { addr, account, task }
+    FakeServer::serve(Account::default()).await
 }
 
 impl FakeActiveCampaign {
-    /// The account URL, as the customer copies it (no `/api/3`).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Account> {
-        self.account.lock().unwrap()
-    }
-
-    /// Every request so far, in arrival order.
-    pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
-    }
-
     pub fn contacts(&self) -> Vec<Contact> {
         self.lock().contacts.clone()
     }
@@ -235,31 +180,14 @@ impl FakeActiveCampaign {
     }
 }
 
-async fn handle(State(account): State<Arc<Mutex<Account>>>, request: Request) -> Response<Body> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
-    let mut a = account.lock().unwrap();
-    let at = Instant::now();
-    let response = answer(&mut a, at, &parts.method, &parts.uri, &parts.headers, &body);
-    a.calls.push(Call {
-        method: parts.method,
-        path_and_query: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-        headers: parts.headers,
-        body,
-        status: response.status().as_u16(),
-        at,
-    });
-    response
+impl Fake for Account {
+    fn answer(&mut self, call: &Call) -> Answer {
+        answer(self, call).into()
+    }
 }
 
-fn answer(
-    a: &mut Account,
-    now: Instant,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response<Body> {
+fn answer(a: &mut Account, call: &Call) -> Response<Body> {
+    let now = call.at;
     if let Some(Some(failure)) = a.script.pop_front() {
         return failure_response(failure);
     }
@@ -287,25 +215,26 @@ fn answer(
             ("RateLimit-Remaining", (limit as usize - a.window.len()).to_string()),
         ];
     }
-    if headers.get("api-token").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
+    if call.header("api-token") != Some(API_KEY) {
         return raw(401, &[("Content-Type", "application/json".into())], UNAUTHORIZED.into());
     }
-    let mut response = route(a, method, uri, body);
+    let mut response = route(a, call);
     for (name, value) in limit_headers {
         response.headers_mut().insert(name, value.parse().unwrap());
     }
     response
 }
 
-fn route(a: &mut Account, method: &Method, uri: &Uri, body: &[u8]) -> Response<Body> {
-    let json_body = || serde_json::from_slice::<Value>(body).ok().filter(Value::is_object);
-    match (method.as_str(), uri.path()) {
+fn route(a: &mut Account, call: &Call) -> Response<Body> {
+    let json_body = || serde_json::from_slice::<Value>(&call.body).ok().filter(Value::is_object);
+    match (call.method.as_str(), call.path()) {
         ("POST", "/api/3/contact/sync") => match json_body() {
             Some(b) => sync(a, &b["contact"]),
             None => malformed(),
         },
         ("GET", "/api/3/tags") => {
-            let query: Vec<(String, String)> = Query::try_from_uri(uri).map(|Query(q)| q).unwrap_or_default();
+            let uri: Uri = call.path_and_query.parse().unwrap_or_default();
+            let query: Vec<(String, String)> = Query::try_from_uri(&uri).map(|Query(q)| q).unwrap_or_default();
             list_tags(a, &query)
         }
         ("POST", "/api/3/tags") => match json_body() {
@@ -498,9 +427,6 @@ fn reply(status: u16, headers: &[(&str, String)], body: Value) -> Response<Body>
 }
 
 fn raw(status: u16, headers: &[(&str, String)], body: String) -> Response<Body> {
-    let mut builder = Response::builder().status(StatusCode::from_u16(status).expect("valid status"));
-    for (name, value) in headers {
-        builder = builder.header(*name, value);
-    }
-    builder.body(Body::from(body)).expect("valid response")
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    server::reply(status, &headers, body)
 }

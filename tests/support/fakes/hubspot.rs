@@ -35,15 +35,17 @@
 //!   `MISSING_SCOPES`, 423 Locked, 477 with `Retry-After`.
 //! - Every call (method, path and query, headers, body) is recorded first.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+mod failures;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, Response, StatusCode};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{Method, Response};
 use serde_json::{Value, json};
+
+use super::server::{self, Answer, Call, Fake, FakeServer, percent_decode};
+pub use failures::{Failure, Policy, RateLimit};
 
 /// The private-app token the fake accepts.
 pub const TOKEN: &str = "pat-na1-5b1f2d3e-7a8c-4e2b-9f10-6c2d8e4a1b3f";
@@ -68,24 +70,6 @@ const DEFAULT_PROPERTIES: [&str; 12] = [
 const READ_ONLY: [&str; 3] = ["hs_object_id", "createdate", "lastmodifieddate"];
 const PORTAL_ID: u64 = 46_123;
 const FIRST_ID: u64 = 801;
-
-/// A request as the fake saw it.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub method: Method,
-    pub path_and_query: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Call {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
 
 /// A contact in the fake portal. `properties` are the ones clients set
 /// (HubSpot's own `hs_object_id`, `createdate`, `lastmodifieddate` are only
@@ -116,54 +100,12 @@ impl Contact {
     }
 }
 
-/// HubSpot's two rate-limit policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    TenSecondlyRolling,
-    Daily,
-}
-
-/// At most `max` requests in any rolling `interval`, and `daily` a day.
-/// HubSpot's lowest tier is [`RateLimit::HUBSPOT_STARTER`]; tests compress
-/// the window with [`RateLimit::per`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub max: u32,
-    pub interval: Duration,
-    pub daily: u32,
-}
-
-impl RateLimit {
-    pub const HUBSPOT_STARTER: RateLimit = RateLimit { max: 100, interval: Duration::from_secs(10), daily: 250_000 };
-
-    pub fn per(max: u32, interval: Duration) -> RateLimit {
-        RateLimit { max, interval, ..Self::HUBSPOT_STARTER }
-    }
-}
-
-/// A vendor failure shape to answer with instead of serving the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// 429 `RATE_LIMIT` with the policy's name and the limit headers.
-    RateLimited(Policy),
-    /// 500, 502, 503, 504 or 521–524.
-    Status(u16),
-    /// 401 `INVALID_AUTHENTICATION`, as for a wrong token.
-    Unauthorized,
-    /// 403 `MISSING_SCOPES` (no `crm.objects.contacts.write`).
-    MissingScopes,
-    /// 423 Locked: retry after at least 2 s.
-    Locked,
-    /// 477 Migration in progress, with `Retry-After` in seconds.
-    MigrationInProgress { retry_after_secs: u32 },
-}
-
-struct Portal {
+/// The fake's state: one HubSpot portal.
+pub struct Portal {
     contacts: Vec<Contact>,
     next_id: u64,
     properties: BTreeSet<String>,
     versions: BTreeSet<String>,
-    calls: Vec<Call>,
     failures: VecDeque<Failure>,
     rate_limit: Option<RateLimit>,
     window: VecDeque<Instant>,
@@ -175,26 +117,15 @@ struct Portal {
 }
 
 /// The running fake; stops when dropped.
-pub struct FakeHubSpot {
-    pub addr: SocketAddr,
-    portal: Arc<Mutex<Portal>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeHubSpot {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type FakeHubSpot = FakeServer<Portal>;
 
 impl FakeHubSpot {
     pub async fn start() -> FakeHubSpot {
-        let portal = Arc::new(Mutex::new(Portal {
+        FakeServer::serve(Portal {
             contacts: Vec::new(),
             next_id: FIRST_ID,
             properties: DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect(),
             versions: BTreeSet::from([API_VERSION.to_string()]),
-            calls: Vec::new(),
             failures: VecDeque::new(),
             rate_limit: None,
             window: VecDeque::new(),
@@ -202,53 +133,33 @@ impl FakeHubSpot {
             throttled: 0,
             races: BTreeMap::new(),
             correlation: 0,
-        }));
-        let app = axum::Router::new().fallback(handle).with_state(portal.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake hubspot");
-        let addr = listener.local_addr().expect("fake hubspot address");
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake hubspot serves");
-        });
-        FakeHubSpot { addr, portal, task }
-    }
-
-    /// What the connector's `base_url` setting should be.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn portal(&self) -> MutexGuard<'_, Portal> {
-        self.portal.lock().unwrap()
-    }
-
-    /// Every call so far, in arrival order.
-    pub fn calls(&self) -> Vec<Call> {
-        self.portal().calls.clone()
+        })
+        .await
     }
 
     pub fn contacts(&self) -> Vec<Contact> {
-        self.portal().contacts.clone()
+        self.lock().contacts.clone()
     }
 
     /// The contact with this email (case-insensitive, as HubSpot matches).
     pub fn contact(&self, email: &str) -> Option<Contact> {
         let email = email.to_lowercase();
-        self.portal().contacts.iter().find(|c| c.get("email") == Some(&email)).cloned()
+        self.lock().contacts.iter().find(|c| c.get("email") == Some(&email)).cloned()
     }
 
     /// Create custom contact properties in the portal.
     pub fn define_properties(&self, names: &[&str]) {
-        self.portal().properties.extend(names.iter().map(|n| n.to_string()));
+        self.lock().properties.extend(names.iter().map(|n| n.to_string()));
     }
 
     /// Serve another dated API version too.
     pub fn add_api_version(&self, version: &str) {
-        self.portal().versions.insert(version.to_string());
+        self.lock().versions.insert(version.to_string());
     }
 
     /// A contact that already exists; returns its id.
     pub fn seed_contact(&self, email: &str, properties: &[(&str, &str)]) -> String {
-        let mut portal = self.portal();
+        let mut portal = self.lock();
         portal.insert(email, properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
@@ -256,17 +167,17 @@ impl FakeHubSpot {
     /// just before our next create for that email arrives.
     pub fn race_on_create(&self, email: &str, properties: &[(&str, &str)]) {
         let properties = properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        self.portal().races.insert(email.to_lowercase(), properties);
+        self.lock().races.insert(email.to_lowercase(), properties);
     }
 
     /// Answer the next `n` calls with `failure` (before auth and limits).
     pub fn fail_next(&self, n: usize, failure: Failure) {
-        self.portal().failures.extend(std::iter::repeat_n(failure, n));
+        self.lock().failures.extend(std::iter::repeat_n(failure, n));
     }
 
     /// Enforce a rate limit (None: unlimited, the default).
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
-        let mut portal = self.portal();
+        let mut portal = self.lock();
         portal.rate_limit = limit;
         portal.window.clear();
         portal.today = 0;
@@ -274,42 +185,28 @@ impl FakeHubSpot {
 
     /// How many calls the rate limit refused with a 429.
     pub fn throttled(&self) -> usize {
-        self.portal().throttled
+        self.lock().throttled
     }
 }
 
-async fn handle(State(portal): State<Arc<Mutex<Portal>>>, request: Request) -> Response<Body> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
-    let call = Call {
-        method: parts.method,
-        path_and_query: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-        headers: parts.headers,
-        body,
-    };
-    let mut portal = portal.lock().unwrap();
-    portal.calls.push(call.clone());
-    portal.answer(&call)
-}
-
-type Headers = Vec<(&'static str, String)>;
-
-impl Portal {
-    fn answer(&mut self, call: &Call) -> Response<Body> {
+impl Fake for Portal {
+    fn answer(&mut self, call: &Call) -> Answer {
         if let Some(failure) = self.failures.pop_front() {
-            return self.injected(failure);
+            return self.injected(failure).into();
         }
         if call.header("authorization") != Some(format!("Bearer {TOKEN}").as_str()) {
-            return self.unauthorized();
+            return self.unauthorized().into();
         }
         let limit_headers = match self.admit() {
             Ok(headers) => headers,
-            Err(policy) => return self.too_many(policy),
+            Err(policy) => return self.too_many(policy).into(),
         };
         let (status, body) = self.route(call);
-        reply(status, &limit_headers, body)
+        reply(status, &limit_headers, body).into()
     }
+}
 
+impl Portal {
     fn route(&mut self, call: &Call) -> (u16, Value) {
         let (path, query) = call.path_and_query.split_once('?').unwrap_or((&call.path_and_query, ""));
         let Some((version, rest)) = path.strip_prefix("/crm/objects/").and_then(|p| p.split_once('/')) else {
@@ -450,100 +347,6 @@ impl Portal {
         Err((400, self.error(&message, Some("VALIDATION_ERROR"))))
     }
 
-    /// Take a slot under the rate limit (and the headers that report it), or
-    /// say which policy refuses the call.
-    fn admit(&mut self) -> Result<Headers, Policy> {
-        let Some(limit) = self.rate_limit else { return Ok(Vec::new()) };
-        let now = Instant::now();
-        while self.window.front().is_some_and(|t| now.duration_since(*t) >= limit.interval) {
-            self.window.pop_front();
-        }
-        let policy = if self.today >= limit.daily {
-            Some(Policy::Daily)
-        } else if self.window.len() as u32 >= limit.max {
-            Some(Policy::TenSecondlyRolling)
-        } else {
-            None
-        };
-        if let Some(policy) = policy {
-            self.throttled += 1;
-            return Err(policy);
-        }
-        self.window.push_back(now);
-        self.today += 1;
-        Ok(self.limit_headers(limit))
-    }
-
-    fn limit_headers(&self, limit: RateLimit) -> Headers {
-        vec![
-            ("X-HubSpot-RateLimit-Max", limit.max.to_string()),
-            ("X-HubSpot-RateLimit-Remaining", limit.max.saturating_sub(self.window.len() as u32).to_string()),
-            ("X-HubSpot-RateLimit-Interval-Milliseconds", limit.interval.as_millis().to_string()),
-            ("X-HubSpot-RateLimit-Daily", limit.daily.to_string()),
-            ("X-HubSpot-RateLimit-Daily-Remaining", limit.daily.saturating_sub(self.today).to_string()),
-        ]
-    }
-
-    fn too_many(&mut self, policy: Policy) -> Response<Body> {
-        let limit = self.rate_limit.unwrap_or(RateLimit::HUBSPOT_STARTER);
-        let mut headers = self.limit_headers(limit);
-        let (name, message) = match policy {
-            Policy::TenSecondlyRolling => {
-                headers[1].1 = "0".into();
-                ("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.")
-            }
-            Policy::Daily => {
-                headers[4].1 = "0".into();
-                ("DAILY", "You have reached your daily limit.")
-            }
-        };
-        let correlation = self.correlation_id();
-        let body = json!({"status": "error", "message": message, "errorType": "RATE_LIMIT",
-                          "correlationId": correlation, "policyName": name, "requestId": self.correlation_id()});
-        reply(429, &headers, body)
-    }
-
-    fn injected(&mut self, failure: Failure) -> Response<Body> {
-        match failure {
-            Failure::RateLimited(policy) => self.too_many(policy),
-            Failure::Status(500) => {
-                let body = self.error("internal error", Some("INTERNAL_ERROR"));
-                reply(500, &[], body)
-            }
-            Failure::Status(status @ 521..=524) => text(status, &[], format!("error code: {status}")),
-            Failure::Status(status) => {
-                let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
-                text(status, &[], format!("<html><body><h1>{status} {reason}</h1></body></html>"))
-            }
-            Failure::Unauthorized => self.unauthorized(),
-            Failure::MissingScopes => {
-                let mut body = self.error(
-                    "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: https://developers.hubspot.com/scopes.",
-                    Some("MISSING_SCOPES"),
-                );
-                body["errors"] = json!([{"message": "One or more of the following scopes are required.",
-                                         "context": {"requiredGranularScopes": ["crm.objects.contacts.write"]}}]);
-                reply(403, &[], body)
-            }
-            Failure::Locked => {
-                let body = self.error("This record is locked, please try again in a few seconds", Some("LOCKED"));
-                reply(423, &[], body)
-            }
-            Failure::MigrationInProgress { retry_after_secs } => {
-                let body = self.error("Migration in progress", Some("MIGRATION_IN_PROGRESS"));
-                reply(477, &[("Retry-After", retry_after_secs.to_string())], body)
-            }
-        }
-    }
-
-    fn unauthorized(&mut self) -> Response<Body> {
-        let body = self.error(
-            "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-            Some("INVALID_AUTHENTICATION"),
-        );
-        reply(401, &[], body)
-    }
-
     fn not_found(&mut self) -> Value {
         self.error("resource not found", None)
     }
@@ -586,18 +389,11 @@ impl Portal {
     }
 }
 
+/// HubSpot's JSON answers.
 fn reply(status: u16, headers: &[(&str, String)], body: Value) -> Response<Body> {
-    let mut headers = headers.to_vec();
-    headers.push(("Content-Type", "application/json;charset=utf-8".into()));
-    text(status, &headers, body.to_string())
-}
-
-fn text(status: u16, headers: &[(&str, String)], body: String) -> Response<Body> {
-    let mut builder = Response::builder().status(StatusCode::from_u16(status).expect("valid status"));
-    for (name, value) in headers {
-        builder = builder.header(*name, value);
-    }
-    builder.body(Body::from(body)).expect("valid response")
+    let mut headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    headers.push(("Content-Type", "application/json;charset=utf-8"));
+    server::reply(status, &headers, body.to_string())
 }
 
 fn now() -> String {
@@ -607,24 +403,4 @@ fn now() -> String {
 
 fn plausible_email(text: &str) -> bool {
     matches!(text.split_once('@'), Some((user, domain)) if !user.is_empty() && domain.contains('.') && !domain.ends_with('.'))
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -27,35 +27,15 @@
 //! Every call is recorded (method, path and query, headers, body).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, Response, StatusCode};
+use axum::body::Bytes;
+use axum::http::Method;
 use serde_json::{Value, json};
+
+use super::server::{Answer, Call, Fake, FakeServer, percent_decode, reply};
 
 /// The access token the fake accepts.
 pub const TOKEN: &str = "dG9rOmZha2VfaW50ZXJjb21fYXBwOjE6MA==";
-
-/// A request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub method: Method,
-    pub path_and_query: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Call {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    /// The body as JSON (`Null` when empty or not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
 
 /// A contact as the fake stores it.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,9 +80,9 @@ pub enum Failure {
     Rejected { status: u16, code: &'static str, message: &'static str },
 }
 
+/// The fake's state: one Intercom workspace.
 #[derive(Debug, Default)]
-struct Inner {
-    calls: Vec<Call>,
+pub struct Workspace {
     contacts: Vec<Contact>,
     tags: Vec<Tag>,
     scripted: VecDeque<Failure>,
@@ -113,46 +93,15 @@ struct Inner {
     serial: u64,
 }
 
-type Shared = Arc<Mutex<Inner>>;
-
-pub struct FakeIntercom {
-    addr: SocketAddr,
-    inner: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeIntercom {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// The running fake; stops when dropped.
+pub type FakeIntercom = FakeServer<Workspace>;
 
 /// Start a fake with no contacts, no tags and no rate limit.
 pub async fn start() -> FakeIntercom {
-    let inner = Shared::default();
-    let app = axum::Router::new().fallback(handle).with_state(inner.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake intercom");
-    let addr = listener.local_addr().expect("fake intercom address");
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("fake intercom serves");
-    });
-    FakeIntercom { addr, inner, task }
+    FakeServer::serve(Workspace::default()).await
 }
 
 impl FakeIntercom {
-    /// The origin to put in the connection's `base_url` setting.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap()
-    }
-
-    pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
-    }
-
     pub fn contacts(&self) -> Vec<Contact> {
         self.lock().contacts.clone()
     }
@@ -167,21 +116,21 @@ impl FakeIntercom {
 
     /// The names of the tags applied to a contact.
     pub fn tag_names(&self, contact_id: &str) -> Vec<String> {
-        let inner = self.lock();
-        let Some(contact) = inner.contacts.iter().find(|c| c.id == contact_id) else { return Vec::new() };
-        contact.tags.iter().filter_map(|t| inner.tags.iter().find(|x| x.id == *t)).map(|t| t.name.clone()).collect()
+        let ws = self.lock();
+        let Some(contact) = ws.contacts.iter().find(|c| c.id == contact_id) else { return Vec::new() };
+        contact.tags.iter().filter_map(|t| ws.tags.iter().find(|x| x.id == *t)).map(|t| t.name.clone()).collect()
     }
 
     /// Seed a user (already in the search index); returns its id.
     pub fn add_user(&self, external_id: Option<&str>, email: Option<&str>) -> String {
-        let mut inner = self.lock();
-        insert_contact(&mut inner, "user", external_id, email, true)
+        let mut ws = self.lock();
+        insert_contact(&mut ws, "user", external_id, email, true)
     }
 
     /// Merge contact `from` into `into`: `from`'s external id now answers 410.
     pub fn merge(&self, from: &str, into: &str) {
-        let mut inner = self.lock();
-        let contact = inner.contacts.iter_mut().find(|c| c.id == from).expect("a contact to merge");
+        let mut ws = self.lock();
+        let contact = ws.contacts.iter_mut().find(|c| c.id == from).expect("a contact to merge");
         contact.merged_into = Some(into.to_string());
     }
 
@@ -197,9 +146,9 @@ impl FakeIntercom {
 
     /// Enforce a rate limit (None: unlimited, no rate headers).
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
-        let mut inner = self.lock();
-        inner.rate_limit = limit;
-        inner.window = (0, 0);
+        let mut ws = self.lock();
+        ws.rate_limit = limit;
+        ws.window = (0, 0);
     }
 
     /// Calls answered 429 by the rate limiter (not scripted ones).
@@ -213,15 +162,15 @@ fn now_secs() -> u64 {
 }
 
 fn insert_contact(
-    inner: &mut Inner,
+    ws: &mut Workspace,
     role: &str,
     external_id: Option<&str>,
     email: Option<&str>,
     indexed: bool,
 ) -> String {
-    inner.serial += 1;
-    let id = format!("6762f0df{:016x}", inner.serial);
-    inner.contacts.push(Contact {
+    ws.serial += 1;
+    let id = format!("6762f0df{:016x}", ws.serial);
+    ws.contacts.push(Contact {
         id: id.clone(),
         role: role.to_string(),
         external_id: external_id.map(str::to_string),
@@ -254,14 +203,15 @@ fn contact_json(c: &Contact) -> Value {
     })
 }
 
-type Answer = (u16, Vec<(String, String)>, Value);
+/// Status, headers and JSON body.
+type Reply = (u16, Vec<(String, String)>, Value);
 
-fn error(status: u16, code: &str, message: &str) -> Answer {
+fn error(status: u16, code: &str, message: &str) -> Reply {
     let body = json!({"type": "error.list", "request_id": format!("req{:012x}", now_secs()), "errors": [{"code": code, "message": message}]});
     (status, Vec::new(), body)
 }
 
-fn scripted(failure: Failure) -> Answer {
+fn scripted(failure: Failure) -> Reply {
     match failure {
         Failure::RateLimited { reset_at } => {
             let (status, _, body) = error(429, "rate_limit_exceeded", "Exceeded rate limit of 1666 in 10_seconds");
@@ -282,44 +232,33 @@ fn scripted(failure: Failure) -> Answer {
     }
 }
 
-async fn handle(State(inner): State<Shared>, request: Request) -> Response<Body> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
-    let call = Call {
-        method: parts.method,
-        path_and_query: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-        headers: parts.headers,
-        body,
-    };
-    let (status, headers, body) = {
-        let mut inner = inner.lock().unwrap();
-        inner.calls.push(call.clone());
-        answer(&mut inner, &call)
-    };
-    let mut builder = Response::builder().status(StatusCode::from_u16(status).unwrap());
-    for (name, value) in headers {
-        builder = builder.header(name, value);
+impl Fake for Workspace {
+    fn answer(&mut self, call: &Call) -> Answer {
+        let (status, headers, body) = respond(self, call);
+        let mut headers: Vec<(&str, &str)> =
+            headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        headers.push(("content-type", "application/json"));
+        reply(status, &headers, body.to_string()).into()
     }
-    builder.header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
 }
 
-fn answer(inner: &mut Inner, call: &Call) -> Answer {
-    if let Some(failure) = inner.scripted.pop_front() {
+fn respond(ws: &mut Workspace, call: &Call) -> Reply {
+    if let Some(failure) = ws.scripted.pop_front() {
         return scripted(failure);
     }
     if call.header("authorization") != Some(format!("Bearer {TOKEN}").as_str()) {
         return error(401, "unauthorized", "Access Token Invalid");
     }
     let mut rate_headers = Vec::new();
-    if let Some(limit) = inner.rate_limit {
+    if let Some(limit) = ws.rate_limit {
         let now = now_secs();
         let start = now - now % limit.window_secs;
-        if inner.window.0 != start {
-            inner.window = (start, 0);
+        if ws.window.0 != start {
+            ws.window = (start, 0);
         }
         let reset = (start + limit.window_secs).to_string();
-        if inner.window.1 >= limit.requests {
-            inner.throttled += 1;
+        if ws.window.1 >= limit.requests {
+            ws.throttled += 1;
             let (status, _, body) = error(
                 429,
                 "rate_limit_exceeded",
@@ -332,30 +271,28 @@ fn answer(inner: &mut Inner, call: &Call) -> Answer {
             ];
             return (status, headers, body);
         }
-        inner.window.1 += 1;
+        ws.window.1 += 1;
         rate_headers = vec![
             ("X-RateLimit-Limit".into(), limit.requests.to_string()),
-            ("X-RateLimit-Remaining".into(), (limit.requests - inner.window.1).to_string()),
+            ("X-RateLimit-Remaining".into(), (limit.requests - ws.window.1).to_string()),
             ("X-RateLimit-Reset".into(), reset),
         ];
     }
-    let path = call.path_and_query.split('?').next().unwrap_or_default();
-    let (status, mut headers, body) = match (&call.method, path) {
+    let (status, mut headers, body) = match (&call.method, call.path()) {
         (&Method::GET, p) if p.starts_with("/contacts/find_by_external_id/") => {
-            find_by_external_id(inner, &percent_decode(&p["/contacts/find_by_external_id/".len()..]))
+            find_by_external_id(ws, &percent_decode(&p["/contacts/find_by_external_id/".len()..]))
         }
-        (&Method::POST, "/contacts/search") => search(inner, &call.body),
-        (&Method::POST, "/contacts") => create_contact(inner, &call.body),
-        (&Method::POST, "/tags") => tag(inner, &call.body),
+        (&Method::POST, "/contacts/search") => search(ws, &call.body),
+        (&Method::POST, "/contacts") => create_contact(ws, &call.body),
+        (&Method::POST, "/tags") => tag(ws, &call.body),
         _ => error(404, "not_found", "Resource Not Found"),
     };
     headers.extend(rate_headers);
     (status, headers, body)
 }
 
-fn find_by_external_id(inner: &Inner, external_id: &str) -> Answer {
-    let Some(contact) =
-        inner.contacts.iter().find(|c| c.role == "user" && c.external_id.as_deref() == Some(external_id))
+fn find_by_external_id(ws: &Workspace, external_id: &str) -> Reply {
+    let Some(contact) = ws.contacts.iter().find(|c| c.role == "user" && c.external_id.as_deref() == Some(external_id))
     else {
         return error(404, "not_found", "User Not Found");
     };
@@ -368,7 +305,7 @@ fn find_by_external_id(inner: &Inner, external_id: &str) -> Answer {
 }
 
 /// The JSON object of a request body, or Intercom's 400.
-fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Answer> {
+fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Reply> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(error(400, "bad_request", "The request body is not a valid JSON object")),
@@ -376,7 +313,7 @@ fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Answer> {
 }
 
 /// An optional string parameter, or Intercom's 400.
-fn opt_str<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<Option<&'a str>, Answer> {
+fn opt_str<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<Option<&'a str>, Reply> {
     match map.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -384,7 +321,7 @@ fn opt_str<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Result<Op
     }
 }
 
-fn search(inner: &Inner, body: &Bytes) -> Answer {
+fn search(ws: &Workspace, body: &Bytes) -> Reply {
     let query = match object(body) {
         Ok(map) => match map.get("query") {
             Some(q @ Value::Object(_)) => q.clone(),
@@ -393,7 +330,7 @@ fn search(inner: &Inner, body: &Bytes) -> Answer {
         Err(e) => return e,
     };
     let mut data = Vec::new();
-    for c in inner.contacts.iter().filter(|c| c.indexed && c.merged_into.is_none()) {
+    for c in ws.contacts.iter().filter(|c| c.indexed && c.merged_into.is_none()) {
         match matches(&query, c) {
             Ok(true) => data.push(contact_json(c)),
             Ok(false) => {}
@@ -434,7 +371,7 @@ fn matches(query: &Value, c: &Contact) -> Result<bool, String> {
     }
 }
 
-fn create_contact(inner: &mut Inner, body: &Bytes) -> Answer {
+fn create_contact(ws: &mut Workspace, body: &Bytes) -> Reply {
     let map = match object(body) {
         Ok(map) => map,
         Err(e) => return e,
@@ -453,7 +390,7 @@ fn create_contact(inner: &mut Inner, body: &Bytes) -> Answer {
     if email.is_some_and(|e| !e.contains('@')) {
         return error(400, "parameter_invalid", "Email address is invalid");
     }
-    let existing = inner.contacts.iter().find(|c| {
+    let existing = ws.contacts.iter().find(|c| {
         c.role == "user"
             && c.merged_into.is_none()
             && ((external_id.is_some() && c.external_id.as_deref() == external_id)
@@ -463,12 +400,12 @@ fn create_contact(inner: &mut Inner, body: &Bytes) -> Answer {
         let message = format!("A contact matching those details already exists with id={}", existing.id);
         return error(409, "conflict", &message);
     }
-    let id = insert_contact(inner, role, external_id, email, false);
-    let contact = inner.contacts.iter().find(|c| c.id == id).unwrap();
+    let id = insert_contact(ws, role, external_id, email, false);
+    let contact = ws.contacts.iter().find(|c| c.id == id).unwrap();
     (200, Vec::new(), contact_json(contact))
 }
 
-fn tag(inner: &mut Inner, body: &Bytes) -> Answer {
+fn tag(ws: &mut Workspace, body: &Bytes) -> Reply {
     let map = match object(body) {
         Ok(map) => map,
         Err(e) => return e,
@@ -486,7 +423,7 @@ fn tag(inner: &mut Inner, body: &Bytes) -> Answer {
                 let Some(id) = user["id"].as_str() else {
                     return error(400, "parameter_invalid", "users must be a list of {\"id\": contact id}");
                 };
-                if !inner.contacts.iter().any(|c| c.id == id && c.merged_into.is_none()) {
+                if !ws.contacts.iter().any(|c| c.id == id && c.merged_into.is_none()) {
                     return error(404, "not_found", "User Not Found");
                 }
                 ids.push(id.to_string());
@@ -494,38 +431,18 @@ fn tag(inner: &mut Inner, body: &Bytes) -> Answer {
         }
         Some(_) => return error(400, "parameter_invalid", "users must be a list"),
     }
-    let tag = match inner.tags.iter().find(|t| t.name.eq_ignore_ascii_case(&name)) {
+    let tag = match ws.tags.iter().find(|t| t.name.eq_ignore_ascii_case(&name)) {
         Some(t) => t.clone(),
         None => {
-            let t = Tag { id: (17 + inner.tags.len()).to_string(), name };
-            inner.tags.push(t.clone());
+            let t = Tag { id: (17 + ws.tags.len()).to_string(), name };
+            ws.tags.push(t.clone());
             t
         }
     };
-    for c in inner.contacts.iter_mut().filter(|c| ids.contains(&c.id)) {
+    for c in ws.contacts.iter_mut().filter(|c| ids.contains(&c.id)) {
         if !c.tags.contains(&tag.id) {
             c.tags.push(tag.id.clone());
         }
     }
     (200, Vec::new(), json!({"type": "tag", "id": tag.id, "name": tag.name}))
-}
-
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = (bytes[i] == b'%').then(|| segment.get(i + 1..i + 3)).flatten();
-        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

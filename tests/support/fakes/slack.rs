@@ -18,7 +18,8 @@
 //!   `channel_is_archived`. Any `channel` in the body is ignored, as app
 //!   webhooks do: a hook posts to its own channel.
 //!
-//! State (channels, hooks, posted messages, every call) sits behind a Mutex.
+//! State (channels, hooks, posted messages) is the [`Workspace`]; every call
+//! is recorded by the shared [`FakeServer`].
 //! The workspace starts with [`ONBOARDING`] (#onboarding, the bot is a member),
 //! [`ARCHIVED`] (#old-launch, archived) and [`PRIVATE`] (#leadership, the bot
 //! is not a member), and one incoming webhook into #onboarding.
@@ -31,14 +32,13 @@
 //! calls answer one of Slack's real failure shapes instead ([`Failure`]).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, Response, StatusCode};
+use axum::body::Body;
+use axum::http::{Method, Response};
 use serde_json::{Value, json};
+
+use super::server::{self, Answer, Call, Fake, FakeServer};
 
 /// The bot token the fake workspace accepts.
 pub const BOT_TOKEN: &str = "xoxb-1111111111-2222222222-fakeBotTokenForTests";
@@ -52,28 +52,6 @@ pub const PRIVATE: &str = "C0PRIVATE";
 /// Longer text is refused with `msg_too_long`.
 pub const MAX_TEXT_CHARS: usize = 40_000;
 const MAX_BLOCKS: usize = 50;
-
-/// One request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub method: Method,
-    pub path_and_query: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Call {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    /// The body as JSON (`Null` if it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
 
 /// How a message reached the channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,13 +107,13 @@ struct Bucket {
     at: Instant,
 }
 
+/// The fake's state: one Slack workspace.
 #[derive(Debug, Default)]
-struct Workspace {
+pub struct Workspace {
     channels: HashMap<String, Channel>,
     /// Webhook path → channel id.
     hooks: HashMap<String, String>,
     messages: Vec<Message>,
-    calls: Vec<Call>,
     failures: Vec<Failure>,
     rate_limit: Option<u32>,
     buckets: HashMap<String, Bucket>,
@@ -143,20 +121,8 @@ struct Workspace {
     next_hook: u32,
 }
 
-type Shared = Arc<Mutex<Workspace>>;
-
 /// The running fake. Dropping it stops the server.
-pub struct FakeSlack {
-    addr: SocketAddr,
-    state: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeSlack {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type FakeSlack = FakeServer<Workspace>;
 
 /// Start a fake Slack workspace.
 pub async fn start() -> FakeSlack {
@@ -168,27 +134,15 @@ pub async fn start() -> FakeSlack {
     ] {
         state.channels.insert(id.into(), Channel { name: name.into(), archived, bot_is_member });
     }
-    let state = Arc::new(Mutex::new(state));
-    let app = axum::Router::new().fallback(handle).with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake slack");
-    let addr = listener.local_addr().expect("fake slack address");
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("fake slack serves");
-    });
-    let fake = FakeSlack { addr, state, task };
+    let fake = FakeServer::serve(state).await;
     fake.add_webhook(ONBOARDING);
     fake
 }
 
 impl FakeSlack {
-    /// The origin to use as the connector's `base_url` (bot mode).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     /// The incoming-webhook URL created at start, posting into #onboarding.
     pub fn webhook_url(&self) -> String {
-        let state = self.state.lock().unwrap();
+        let state = self.lock();
         let path = state.hooks.iter().find(|(_, c)| *c == ONBOARDING).map(|(p, _)| p.clone()).unwrap();
         format!("{}{path}", self.base_url())
     }
@@ -196,38 +150,33 @@ impl FakeSlack {
     /// Create an incoming webhook into `channel` (which need not exist: a
     /// hook whose channel was deleted answers 404 `channel_not_found`).
     pub fn add_webhook(&self, channel: &str) -> String {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.lock();
         state.next_hook += 1;
         let path = format!("/services/{TEAM}/B0HOOK{:04}/x7Kq{:020}", state.next_hook, state.next_hook * 7919);
         state.hooks.insert(path.clone(), channel.to_string());
         format!("{}{path}", self.base_url())
     }
 
-    /// Every call so far, in arrival order.
-    pub fn calls(&self) -> Vec<Call> {
-        self.state.lock().unwrap().calls.clone()
-    }
-
     /// Every message posted, in order.
     pub fn messages(&self) -> Vec<Message> {
-        self.state.lock().unwrap().messages.clone()
+        self.lock().messages.clone()
     }
 
     /// How many calls the enforced rate limit answered with 429.
     pub fn throttled(&self) -> usize {
-        self.state.lock().unwrap().throttled
+        self.lock().throttled
     }
 
     /// The next `n` calls answer `failure` instead of being processed.
     pub fn fail_next(&self, n: usize, failure: Failure) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.lock();
         state.failures.extend(std::iter::repeat_n(failure, n));
     }
 
     /// Enforce at most `per_second` messages per second per channel (with a
     /// burst of one second's worth), or lift the limit with `None`.
     pub fn set_rate_limit(&self, per_second: Option<u32>) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.lock();
         state.rate_limit = per_second;
         state.buckets.clear();
     }
@@ -240,37 +189,20 @@ enum Endpoint {
     Webhook,
 }
 
-async fn handle(State(state): State<Shared>, request: Request) -> Response<Body> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
-    let call = Call {
-        method: parts.method,
-        path_and_query: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-        headers: parts.headers,
-        body,
-    };
-    let endpoint = match (call.method == Method::POST, parts.uri.path()) {
-        (true, "/api/chat.postMessage") => Endpoint::Api,
-        (true, path) if path.starts_with("/services/") => Endpoint::Webhook,
-        _ => {
-            state.lock().unwrap().calls.push(call);
-            return reply(404, "text/plain", "Not Found".into());
-        }
-    };
-    let (response, delay) = {
-        let mut state = state.lock().unwrap();
-        state.calls.push(call.clone());
-        let failure = if state.failures.is_empty() { None } else { Some(state.failures.remove(0)) };
+impl Fake for Workspace {
+    fn answer(&mut self, call: &Call) -> Answer {
+        let endpoint = match (call.method == Method::POST, call.path()) {
+            (true, "/api/chat.postMessage") => Endpoint::Api,
+            (true, path) if path.starts_with("/services/") => Endpoint::Webhook,
+            _ => return reply(404, "text/plain", "Not Found".into()).into(),
+        };
+        let failure = if self.failures.is_empty() { None } else { Some(self.failures.remove(0)) };
         match failure {
-            Some(Failure::SlowAnswer(delay)) => (state.process(endpoint, &call), delay),
-            Some(f) => (injected(endpoint, &f), Duration::ZERO),
-            None => (state.process(endpoint, &call), Duration::ZERO),
+            Some(Failure::SlowAnswer(delay)) => Answer::from(self.process(endpoint, call)).after(delay),
+            Some(f) => injected(endpoint, &f).into(),
+            None => self.process(endpoint, call).into(),
         }
-    };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
     }
-    response
 }
 
 impl Workspace {
@@ -332,8 +264,7 @@ impl Workspace {
 
     /// An incoming webhook: the URL is the credential and names the channel.
     fn webhook(&mut self, call: &Call) -> Response<Body> {
-        let path = call.path_and_query.split('?').next().unwrap_or_default();
-        let Some(id) = self.hooks.get(path).cloned() else { return text_reply(404, "no_service") };
+        let Some(id) = self.hooks.get(call.path()).cloned() else { return text_reply(404, "no_service") };
         let Ok(Value::Object(args)) = serde_json::from_slice::<Value>(&call.body) else {
             return text_reply(400, "invalid_payload");
         };
@@ -453,11 +384,7 @@ fn reply(status: u16, content_type: &str, body: String) -> Response<Body> {
 }
 
 fn reply_with(status: u16, headers: &[(&str, &str)], content_type: &str, body: String) -> Response<Body> {
-    let mut builder = Response::builder()
-        .status(StatusCode::from_u16(status).expect("valid status"))
-        .header("content-type", content_type);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::from(body)).expect("valid response")
+    let mut all = vec![("content-type", content_type)];
+    all.extend_from_slice(headers);
+    server::reply(status, &all, body)
 }

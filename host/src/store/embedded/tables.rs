@@ -354,7 +354,7 @@ impl Tables {
     }
     pub fn replays_pending(&self) -> Result<Vec<ReplayJob>> {
         let all: Vec<ReplayJob> = self.records(&prefix(keys::REPLAY, &[]), &Page::all(), |_| true)?;
-        Ok(all.into_iter().filter(|j| j.state != "completed").collect())
+        Ok(all.into_iter().filter(|j| j.state != crate::model::ReplayState::Completed).collect())
     }
 
     // --- retention -------------------------------------------------------------------
