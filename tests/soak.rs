@@ -334,6 +334,7 @@ async fn scan_attempts(server: &Arc<ServerProcess>, ws: &str) -> (usize, BTreeMa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_with_kill_nine_keeps_every_promise() {
+    let _alone = switchboard_tests::measuring_alone().await;
     let seconds: u64 = env_or("SOAK_SECONDS", 180);
     let rate: f64 = env_or("SOAK_RATE", DEFAULT_RATE);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();

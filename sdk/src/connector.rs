@@ -1,7 +1,9 @@
 //! The [`Connector`] trait and the domain types it receives.
 
+use serde::Deserialize;
 use serde_json::Value;
 
+use crate::typed::{self, Scope, json_kind};
 use crate::{Failure, Host, Manifest};
 
 /// What a connector implements. Every bundled connector has this shape.
@@ -32,12 +34,15 @@ pub struct Event {
     pub delivery_id: String,
     /// Event name, e.g. `page.completed`.
     pub name: String,
+    /// What the event is about (`global` unless the emitter said otherwise).
     pub resource: String,
+    /// Which one of `resource`, when the emitter said.
     pub resource_id: Option<String>,
     /// The payload as JSON text, byte for byte as stored.
     pub payload: String,
-    /// RFC 3339 UTC.
+    /// When Switchboard accepted the event, RFC 3339 UTC.
     pub created_at: String,
+    /// The workspace the event belongs to.
     pub workspace: String,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -57,15 +62,52 @@ impl Event {
 /// fields and the connection's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
+    /// The event being delivered.
     pub event: Event,
+    /// The action the rule asks for, one of the manifest's.
     pub action: String,
+    /// The rule's fields, rendered from the event (a JSON object).
     pub fields: Value,
+    /// The connection's settings, as [`Connector::validate`] accepted them.
     pub settings: Value,
 }
 
 impl Delivery {
+    /// A delivery from its parts (the host builds them; tests use this).
     pub fn new(event: Event, action: impl Into<String>, fields: Value, settings: Value) -> Self {
         Delivery { event, action: action.into(), fields, settings }
+    }
+
+    /// The action, when it is one of `actions`; otherwise an `invalid-fields`
+    /// failure naming the ones there are. The first line of every `deliver`:
+    /// `delivery.expect_action(&[ACTION])?;`.
+    pub fn expect_action(&self, actions: &[&str]) -> Result<&str, Failure> {
+        if actions.contains(&self.action.as_str()) {
+            return Ok(&self.action);
+        }
+        let known: Vec<String> = actions.iter().map(|a| format!("`{a}`")).collect();
+        Err(Failure::invalid_fields(format!(
+            "unknown action `{}`; this connector has {}",
+            self.action,
+            known.join(", ")
+        )))
+    }
+
+    /// The rule's fields as `T`, typically a struct with
+    /// `#[serde(deny_unknown_fields)]`, or an `invalid-fields` failure naming
+    /// the field: ``field `text` is required``, ``field `icon` is not a field
+    /// of send_message (it takes: channel, text, blocks)``,
+    /// ``field `text` must be a string, got a number``. See [`crate::NonEmpty`]
+    /// for strings that must not be empty.
+    pub fn fields_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, Failure> {
+        typed::parse(&self.fields, Scope::Fields { action: &self.action }).map_err(Failure::invalid_fields)
+    }
+
+    /// The connection's settings as `T`, with the messages of
+    /// [`crate::settings_as`]. They were validated when the connection was
+    /// saved, so a refusal here is a permanent failure, not a field error.
+    pub fn settings_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, Failure> {
+        crate::settings_as(&self.settings).map_err(Failure::permanent)
     }
 
     /// A required string field, or an `invalid-fields` failure naming it.
@@ -100,16 +142,5 @@ impl Delivery {
     /// An optional string setting.
     pub fn setting_opt_str(&self, name: &str) -> Option<&str> {
         self.settings.get(name).and_then(Value::as_str)
-    }
-}
-
-pub(crate) fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

@@ -16,10 +16,15 @@ pub enum KeyEncoding {
 /// Log levels, mapped to `tracing` levels by the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Step-by-step detail.
     Trace,
+    /// Detail for whoever debugs the connector.
     Debug,
+    /// Something worth knowing, e.g. a cached id refused and looked up again.
     Info,
+    /// Something went wrong but the delivery carries on.
     Warn,
+    /// Something went wrong.
     Error,
 }
 

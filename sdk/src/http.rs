@@ -9,7 +9,9 @@ use crate::{Failure, Retry};
 /// One HTTP header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The name, in the case it was written.
     pub name: String,
+    /// The value; may hold `{{secret.NAME}}` placeholders.
     pub value: String,
 }
 
@@ -22,29 +24,40 @@ pub fn secret(name: &str) -> String {
 /// An outbound request, built fluently.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
     pub method: String,
+    /// Absolute http(s) URL; may hold `{{secret.NAME}}` placeholders.
     pub url: String,
+    /// In the order they were added.
     pub headers: Vec<Header>,
+    /// The body, if any.
     pub body: Option<Vec<u8>>,
+    /// Overrides the host's per-request timeout (it caps it).
     pub timeout_ms: Option<u32>,
 }
 
 impl Request {
+    /// A request with no headers or body.
     pub fn new(method: &str, url: impl Into<String>) -> Self {
         Request { method: method.to_string(), url: url.into(), headers: Vec::new(), body: None, timeout_ms: None }
     }
+    /// A `GET`.
     pub fn get(url: impl Into<String>) -> Self {
         Self::new("GET", url)
     }
+    /// A `POST`.
     pub fn post(url: impl Into<String>) -> Self {
         Self::new("POST", url)
     }
+    /// A `PUT`.
     pub fn put(url: impl Into<String>) -> Self {
         Self::new("PUT", url)
     }
+    /// A `PATCH`.
     pub fn patch(url: impl Into<String>) -> Self {
         Self::new("PATCH", url)
     }
+    /// A `DELETE`.
     pub fn delete(url: impl Into<String>) -> Self {
         Self::new("DELETE", url)
     }
@@ -74,11 +87,13 @@ impl Request {
         self.header("Content-Type", "application/json").body(text.into().into_bytes())
     }
 
+    /// A body as it is, without a content type.
     pub fn body(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.body = Some(bytes.into());
         self
     }
 
+    /// Give up on this request after `ms` milliseconds.
     pub fn timeout_ms(mut self, ms: u32) -> Self {
         self.timeout_ms = Some(ms);
         self
@@ -98,11 +113,17 @@ impl Request {
 /// Why [`crate::Host::send`] produced no response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
+    /// No answer in time.
     Timeout,
+    /// Nothing was sent (DNS, TCP, TLS): safe to retry.
     Connect(String),
+    /// The request may have arrived; retrying can duplicate it without an idempotency key.
     Interrupted(String),
+    /// The egress policy refused the destination.
     Denied(String),
+    /// A sandbox limit (requests, body size) was reached.
     LimitExceeded(String),
+    /// Bad method, URL or header.
     Invalid(String),
 }
 
@@ -137,12 +158,16 @@ impl From<SendError> for Failure {
 /// What the destination answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The HTTP status; a 3xx is never followed.
     pub status: u16,
+    /// As received.
     pub headers: Vec<Header>,
+    /// As received, with any echo of a secret replaced by its placeholder.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// A response from its parts (the host builds them; tests use this).
     pub fn new(status: u16, headers: Vec<Header>, body: Vec<u8>) -> Self {
         Response { status, headers, body }
     }
@@ -152,6 +177,7 @@ impl Response {
         find_header(&self.headers, name)
     }
 
+    /// A 2xx status.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -159,6 +185,21 @@ impl Response {
     /// The body as UTF-8 text (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body's first 200 characters, trimmed, for error messages
+    /// (`(empty body)` when there is nothing).
+    pub fn snippet(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return "(empty body)".to_string();
+        }
+        let mut out: String = trimmed.chars().take(200).collect();
+        if trimmed.chars().nth(200).is_some() {
+            out.push('…');
+        }
+        out
     }
 
     /// The body parsed as JSON; a body that does not parse is a retryable
@@ -180,7 +221,7 @@ impl Response {
     /// `Retry-After`); any other status permanent. `now` is the attempt time.
     pub fn classify(&self, now: u64) -> Result<(), Failure> {
         let status = self.status;
-        let what = || format!("HTTP {status}: {}", snippet(&self.body));
+        let what = || format!("HTTP {status}: {}", self.snippet());
         match status {
             200..=299 => Ok(()),
             429 => Err(Failure::RateLimited(Retry { message: what(), after_ms: self.retry_after_ms(now) })),
@@ -195,20 +236,6 @@ impl Response {
 
 fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
     headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
-}
-
-/// The first 200 characters of a body, for error messages.
-pub(crate) fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return "(empty body)".to_string();
-    }
-    let mut out: String = trimmed.chars().take(200).collect();
-    if trimmed.chars().nth(200).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// Parse a `Retry-After` value — delta seconds or an HTTP date — into

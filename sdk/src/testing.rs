@@ -23,6 +23,7 @@ pub struct MockHost {
 }
 
 impl MockHost {
+    /// A host with an empty script, no secrets and an empty cache.
     pub fn new() -> Self {
         Self::default()
     }

@@ -108,6 +108,7 @@ async fn victim_p50(server: &ServerProcess, victim: &Workspace, arrivals: &Arriv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_workspace_at_most_doubles_another_workspaces_delivery_p50() {
+    let _alone = switchboard_tests::measuring_alone().await;
     let server = ServerProcess::start(&[]);
     server.wait_ready().await;
     let arrivals = Arrivals::default();

@@ -26,6 +26,7 @@
 //! has none); every step is safe to repeat: sync keys on email, the search
 //! precedes any create, and re-applying a tag changes nothing.
 
+use serde::Deserialize;
 use serde_json::Value;
 use switchboard_sdk::prelude::*;
 
@@ -35,9 +36,38 @@ pub struct ActiveCampaign;
 
 const ACTION: &str = "tag_contact";
 const API_KEY: &str = "api_key";
-const FIELDS: [&str; 4] = ["email", "tag", "first_name", "last_name"];
 /// One day: see the module documentation.
 const TAG_TTL_SECONDS: u32 = 24 * 3600;
+
+/// The connection's settings. Keys it does not know are ignored rather than
+/// refused: connections saved with one have always delivered.
+#[derive(Debug, Deserialize)]
+struct Settings {
+    /// Kept as `{api_url}/api/3`.
+    api_url: Checked<AccountUrl>,
+}
+
+/// The account's API URL as the customer copies it.
+struct AccountUrl;
+
+impl Check for AccountUrl {
+    const EXPECTED: &'static str = "an absolute http(s) URL such as https://youraccount.api-us1.com";
+
+    fn check(text: &str) -> Option<String> {
+        api_base(text)
+    }
+}
+
+/// The rule's fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields {
+    email: NonEmpty,
+    tag: NonEmpty,
+    /// Absent, `null` or blank all leave the name as it is.
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
 
 impl Connector for ActiveCampaign {
     fn describe() -> Manifest {
@@ -58,7 +88,7 @@ impl Connector for ActiveCampaign {
                 }
             }
         }))
-        .secret(API_KEY, "API key from Settings → Developer, sent as the Api-Token header", true)
+        .required_secret(API_KEY, "API key from Settings → Developer, sent as the Api-Token header")
         .action(
             ACTION,
             "Create or update the contact by email, then apply the tag (created if the account has none by that name)",
@@ -81,32 +111,18 @@ impl Connector for ActiveCampaign {
     }
 
     fn validate(settings: &Value) -> Result<(), String> {
-        let api_url = settings
-            .get("api_url")
-            .and_then(Value::as_str)
-            .ok_or("settings.api_url is required and must be a string")?;
-        api_base(api_url).map(drop)
+        settings_as::<Settings>(settings).map(drop)
     }
 
     fn deliver(host: &dyn Host, delivery: Delivery) -> Result<String, Failure> {
-        if delivery.action != ACTION {
-            return Err(Failure::invalid_fields(format!(
-                "unknown action `{}`; this connector has `{ACTION}`",
-                delivery.action
-            )));
-        }
-        if let Some(unknown) =
-            delivery.fields.as_object().and_then(|f| f.keys().find(|k| !FIELDS.contains(&k.as_str())))
-        {
-            return Err(Failure::invalid_fields(format!(
-                "field `{unknown}` is not a field of {ACTION} (email, tag, first_name, last_name)"
-            )));
-        }
-        let email = delivery.field_str("email")?.trim();
+        delivery.expect_action(&[ACTION])?;
+        let settings: Settings = delivery.settings_as()?;
+        let fields: Fields = delivery.fields_as()?;
+        let email = fields.email.trim();
         if !email.contains('@') {
             return Err(Failure::invalid_fields(format!("field `email` must be an email address, got `{email}`")));
         }
-        let tag = delivery.field_str("tag")?.trim();
+        let tag = fields.tag.trim();
         if tag.is_empty() {
             return Err(Failure::invalid_fields("field `tag` is blank"));
         }
@@ -115,15 +131,9 @@ impl Connector for ActiveCampaign {
                 "field `tag` must not contain a comma (ActiveCampaign forbids them in tag names), got `{tag}`"
             )));
         }
-        let first_name = name_field(&delivery, "first_name")?;
-        let last_name = name_field(&delivery, "last_name")?;
-        let api = Api {
-            host,
-            base: api_base(delivery.setting_str("api_url")?).map_err(Failure::permanent)?,
-            now: delivery.event.attempt_time,
-        };
+        let api = Api { host, base: settings.api_url.into_string(), now: delivery.event.attempt_time };
 
-        let contact = api.sync_contact(email, first_name, last_name)?;
+        let contact = api.sync_contact(email, name(fields.first_name.as_deref()), name(fields.last_name.as_deref()))?;
         let key = format!("tag:{}", tag.to_lowercase());
         let cached = host.cache_get(&key).filter(|id| !id.is_empty());
         let mut tag_id = match &cached {
@@ -142,30 +152,17 @@ impl Connector for ActiveCampaign {
 }
 
 /// An optional name: absent, null or blank all mean "leave it as it is".
-fn name_field<'a>(delivery: &'a Delivery, name: &str) -> Result<Option<&'a str>, Failure> {
-    match delivery.fields.get(name) {
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        _ => Ok(delivery.field_opt_str(name)?.map(str::trim)),
-    }
+fn name(given: Option<&str>) -> Option<&str> {
+    given.map(str::trim).filter(|name| !name.is_empty())
 }
 
 /// `{api_url}/api/3` from the account URL as the customer copies it:
 /// surrounding blanks, trailing slashes and a typed `/api/3` are tolerated.
-fn api_base(api_url: &str) -> Result<String, String> {
-    let bad = || {
-        format!(
-            "settings.api_url must be an absolute http(s) URL such as https://youraccount.api-us1.com, got `{api_url}`"
-        )
-    };
-    let url = api_url.trim();
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(bad)?;
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || url.contains(|c: char| c.is_whitespace() || matches!(c, '?' | '#' | '@')) {
-        return Err(bad());
-    }
-    let url = url.trim_end_matches('/');
+fn api_base(api_url: &str) -> Option<String> {
+    let base = BaseUrl::parse(api_url.trim())?;
+    let url = base.as_str();
     let url = url.strip_suffix("/api/3").map_or(url, |u| u.trim_end_matches('/'));
-    Ok(format!("{url}/api/3"))
+    Some(format!("{url}/api/3"))
 }
 
 /// The account's API for one delivery.
@@ -186,13 +183,7 @@ impl Api<'_> {
 
     /// The SDK's classifier, with the step named in the message.
     fn check(&self, step: &str, response: &Response) -> Result<(), Failure> {
-        response.classify(self.now).map_err(|failure| match failure {
-            Failure::Retryable(r) => Failure::retry_after(format!("{step}: {}", r.message), r.after_ms),
-            Failure::RateLimited(r) => Failure::rate_limited(format!("{step}: {}", r.message), r.after_ms),
-            Failure::Permanent(m) => Failure::permanent(format!("{step}: {m}")),
-            Failure::Auth(m) => Failure::auth(format!("{step}: {m}")),
-            Failure::InvalidFields(m) => Failure::invalid_fields(format!("{step}: {m}")),
-        })
+        response.classify(self.now).map_err(|failure| failure.map_message(|m| format!("{step}: {m}")))
     }
 
     /// Send, classify, parse.
@@ -255,17 +246,6 @@ fn id_of(record: &Value, step: &str) -> Result<String, Failure> {
         Value::Number(id) => Ok(id.to_string()),
         _ => Err(Failure::retryable(format!("{step}: the answer has no id: {record}"))),
     }
-}
-
-/// Percent-encode a query value: everything but RFC 3986 unreserved bytes.
-fn percent_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 switchboard_sdk::export_connector!(ActiveCampaign);

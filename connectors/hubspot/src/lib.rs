@@ -2,7 +2,7 @@
 //! keyed by email.
 //!
 //! HubSpot has no single-contact upsert, so one delivery is one to three
-//! calls (destinations.md), all under the dated path
+//! calls, all under the dated path
 //! `{base_url}/crm/objects/{api_version}/contacts`:
 //!
 //! 1. `PATCH …/contacts/{email}?idProperty=email` with the properties. A
@@ -27,8 +27,7 @@
 //! honours its `Retry-After`, 5xx are retried; 401 and 403 (a missing scope)
 //! pause the connection; a 400 names the properties HubSpot refused.
 
-use std::fmt::Write as _;
-
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use switchboard_sdk::prelude::*;
 
@@ -40,12 +39,52 @@ const ACTION: &str = "upsert_contact";
 const ACCESS_TOKEN: &str = "access_token";
 const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 const DEFAULT_API_VERSION: &str = "2026-09";
-const SETTINGS: [&str; 2] = ["api_version", "base_url"];
-const FIELDS: [&str; 2] = ["email", "properties"];
 /// HubSpot's burst window, for a 429 that does not state its interval.
 const BURST_WINDOW_MS: u64 = 10_000;
 /// HubSpot asks clients to wait at least this long after a 423 Locked.
 const LOCKED_MIN_WAIT_MS: u64 = 2_000;
+
+/// The connection's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    api_version: Option<Checked<DatedVersion>>,
+    base_url: Option<BaseUrl>,
+}
+
+impl Settings {
+    /// `{base_url}/crm/objects/{api_version}/contacts`.
+    fn contacts_url(&self) -> String {
+        let base = self.base_url.as_ref().map_or(DEFAULT_BASE_URL, BaseUrl::as_str);
+        let version = self.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);
+        format!("{base}/crm/objects/{version}/contacts")
+    }
+}
+
+/// HubSpot's dated API versions, `YYYY-MM`.
+struct DatedVersion;
+
+impl Check for DatedVersion {
+    const EXPECTED: &'static str = "a dated HubSpot API version such as `2026-09`";
+
+    fn check(text: &str) -> Option<String> {
+        let b = text.as_bytes();
+        let dated = b.len() == 7
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && matches!((b[5], b[6]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'));
+        dated.then(|| text.to_string())
+    }
+}
+
+/// The rule's fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields {
+    email: NonEmpty,
+    /// Checked one by one: see [`contact_fields`].
+    properties: Map<String, Value>,
+}
 
 impl Connector for HubSpot {
     fn describe() -> Manifest {
@@ -68,10 +107,9 @@ impl Connector for HubSpot {
                     }
                 }
             }))
-            .secret(
+            .required_secret(
                 ACCESS_TOKEN,
                 "HubSpot private-app, OAuth or service-key token with the crm.objects.contacts.write scope",
-                true,
             )
             .action(
                 ACTION,
@@ -103,34 +141,14 @@ impl Connector for HubSpot {
     }
 
     fn validate(settings: &Value) -> Result<(), String> {
-        let settings = settings.as_object().ok_or("settings must be a JSON object")?;
-        if let Some(key) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            return Err(format!("settings.{key} is not a HubSpot setting (there are api_version and base_url)"));
-        }
-        if let Some(v) = settings.get("api_version")
-            && !v.as_str().is_some_and(is_api_version)
-        {
-            return Err(format!("settings.api_version must be a dated HubSpot API version such as `2026-09`, got {v}"));
-        }
-        if let Some(v) = settings.get("base_url")
-            && !v.as_str().is_some_and(is_base_url)
-        {
-            return Err(format!(
-                "settings.base_url must be an absolute http(s) URL without query or fragment, got {v}"
-            ));
-        }
-        Ok(())
+        settings_as::<Settings>(settings).map(drop)
     }
 
     fn deliver(host: &dyn Host, delivery: Delivery) -> Result<String, Failure> {
-        if delivery.action != ACTION {
-            return Err(Failure::invalid_fields(format!(
-                "unknown action `{}`; this connector has `{ACTION}`",
-                delivery.action
-            )));
-        }
-        let (email, properties) = contact_fields(&delivery)?;
-        let contacts = contacts_url(&delivery.settings)?;
+        delivery.expect_action(&[ACTION])?;
+        let settings: Settings = delivery.settings_as()?;
+        let (email, properties) = contact_fields(delivery.fields_as()?)?;
+        let contacts = settings.contacts_url();
         let now = delivery.event.attempt_time;
         let update = json!({ "properties": properties });
 
@@ -175,24 +193,14 @@ impl Connector for HubSpot {
 
 /// The contact's email and its properties as HubSpot strings, or an
 /// `invalid-fields` failure naming the field.
-fn contact_fields(delivery: &Delivery) -> Result<(String, Map<String, Value>), Failure> {
-    if let Some(unknown) = delivery.fields.as_object().and_then(|f| f.keys().find(|k| !FIELDS.contains(&k.as_str()))) {
-        return Err(Failure::invalid_fields(format!(
-            "unknown field `{unknown}`; {ACTION} takes `email` and `properties`"
-        )));
-    }
-    let email = delivery.field_str("email")?.trim();
+fn contact_fields(fields: Fields) -> Result<(String, Map<String, Value>), Failure> {
+    let email = fields.email.trim();
     if !is_email(email) {
         return Err(Failure::invalid_fields(format!("field `email` must be an email address, got `{email}`")));
     }
-    let given = match delivery.fields.get("properties") {
-        Some(Value::Object(given)) => given,
-        Some(_) => return Err(Failure::invalid_fields("field `properties` must be an object of {name: value}")),
-        None => return Err(Failure::invalid_fields("field `properties` is required")),
-    };
     let mut properties = Map::new();
-    for (name, value) in given {
-        let text = hubspot_string(value).ok_or_else(|| {
+    for (name, value) in fields.properties {
+        let text = hubspot_string(&value).ok_or_else(|| {
             Failure::invalid_fields(format!(
                 "field `properties.{name}` must be a string, number, boolean, null or a list of those"
             ))
@@ -207,7 +215,7 @@ fn contact_fields(delivery: &Delivery) -> Result<(String, Map<String, Value>), F
             }
             continue;
         }
-        properties.insert(name.clone(), Value::String(text));
+        properties.insert(name, Value::String(text));
     }
     if properties.is_empty() {
         return Err(Failure::invalid_fields(
@@ -233,21 +241,11 @@ fn hubspot_string(value: &Value) -> Option<String> {
     }
 }
 
-/// `{base_url}/crm/objects/{api_version}/contacts`, from settings already
-/// validated when the connection was saved (checked again: a bad one is final).
-fn contacts_url(settings: &Value) -> Result<String, Failure> {
-    HubSpot::validate(settings).map_err(Failure::permanent)?;
-    let setting = |name: &str, default| settings.get(name).and_then(Value::as_str).unwrap_or(default);
-    let base = setting("base_url", DEFAULT_BASE_URL).trim_end_matches('/');
-    Ok(format!("{base}/crm/objects/{}/contacts", setting("api_version", DEFAULT_API_VERSION)))
-}
-
 fn send(host: &dyn Host, request: Request, body: &Value) -> Result<Response, Failure> {
     Ok(host.send(&request.bearer_secret(ACCESS_TOKEN).json(body))?)
 }
 
-/// HubSpot's answer as success or failure (destinations.md), in HubSpot's
-/// own words where it has a JSON envelope; the SDK's classifier covers the
+/// HubSpot's answer as success or failure, in HubSpot's own words where it has a JSON envelope; the SDK's classifier covers the
 /// statuses HubSpot treats as everyone does (5xx retryable honouring
 /// `Retry-After`, other 4xx permanent).
 fn check(response: &Response, now: u64) -> Result<(), Failure> {
@@ -313,12 +311,7 @@ fn hubspot_error(response: &Response) -> String {
     match (kind, body["message"].as_str()) {
         (Some(kind), Some(message)) => format!("HTTP {status} {kind}: {message}"),
         (None, Some(message)) => format!("HTTP {status}: {message}"),
-        _ => {
-            let text = response.text();
-            let text = text.trim();
-            let text = if text.is_empty() { "(empty body)".to_string() } else { text.chars().take(200).collect() };
-            format!("HTTP {status}: {text}")
-        }
+        _ => format!("HTTP {status}: {}", response.snippet()),
     }
 }
 
@@ -337,39 +330,9 @@ fn record_id(response: &Response) -> String {
     body["id"].as_str().unwrap_or("(no id in the answer)").to_string()
 }
 
-/// Percent-encode everything but RFC 3986's unreserved characters, so an
-/// email is one path segment (`@` → `%40`, `+` → `%2B`).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 fn is_email(text: &str) -> bool {
     matches!(text.split_once('@'), Some((user, domain))
         if !user.is_empty() && !domain.is_empty() && !domain.contains('@') && !text.contains(char::is_whitespace))
-}
-
-/// `YYYY-MM`, HubSpot's dated versions.
-fn is_api_version(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 7
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && matches!((b[5], b[6]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'))
-}
-
-fn is_base_url(text: &str) -> bool {
-    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
-    rest.is_some_and(|rest| {
-        !rest.starts_with('/') && !rest.is_empty() && !rest.contains(['?', '#']) && !rest.contains(char::is_whitespace)
-    })
 }
 
 switchboard_sdk::export_connector!(HubSpot);

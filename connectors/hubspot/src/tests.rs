@@ -1,5 +1,5 @@
 //! The HubSpot connector's logic, natively, against a scripted host that
-//! answers with HubSpot's documented bodies and headers (destinations.md).
+//! answers with HubSpot's documented bodies and headers.
 
 use switchboard_sdk::testing::{MockHost, event};
 
@@ -285,7 +285,7 @@ fn unusable_fields_are_named_before_any_call() {
         (json!({"email": "a@b.io", "properties": {"page": {"id": 1}}}), "field `properties.page` must be a string"),
         (json!({"email": "a@b.io", "properties": {"tags": [["x"]]}}), "field `properties.tags` must be a string"),
         (json!({"email": "a@b.io", "properties": {"email": "b@b.io"}}), "field `properties.email` (`b@b.io`) differs"),
-        (json!({"email": "a@b.io", "property": {"a": "1"}}), "unknown field `property`"),
+        (json!({"email": "a@b.io", "property": {"a": "1"}}), "field `property` is not a field of upsert_contact"),
     ];
     for (fields, expected) in cases {
         let host = MockHost::new();
@@ -324,7 +324,7 @@ fn validate_names_the_faulty_setting() {
             "{bad}"
         );
     }
-    assert!(err(json!({"region": "eu"})).starts_with("settings.region is not a HubSpot setting"));
+    assert!(err(json!({"region": "eu"})).starts_with("settings.region is not a setting of this connector"));
     assert_eq!(err(json!([])), "settings must be a JSON object");
 }
 

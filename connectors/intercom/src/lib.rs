@@ -26,7 +26,10 @@
 //! permanent: the external id now belongs to a merged-away contact and only a
 //! person can decide what to tag instead.
 
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use serde_json::{Map, Value};
 use switchboard_sdk::prelude::*;
 
@@ -37,9 +40,88 @@ pub struct Intercom;
 const ACCESS_TOKEN: &str = "access_token";
 const ACTION: &str = "tag_user";
 const DEFAULT_API_VERSION: &str = "2.14";
-const REGIONS: [(&str, &str); 3] =
-    [("us", "https://api.intercom.io"), ("eu", "https://api.eu.intercom.io"), ("au", "https://api.au.intercom.io")];
-const SETTINGS: [&str; 3] = ["region", "api_version", "base_url"];
+
+/// The connection's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    region: Region,
+    api_version: Option<Checked<ApiVersion>>,
+    /// Overrides the region's origin.
+    base_url: Option<BaseUrl>,
+}
+
+/// Where the workspace is hosted.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Region {
+    #[default]
+    Us,
+    Eu,
+    Au,
+}
+
+impl Region {
+    const ALL: [Region; 3] = [Region::Us, Region::Eu, Region::Au];
+
+    fn host(self) -> &'static str {
+        match self {
+            Region::Us => "api.intercom.io",
+            Region::Eu => "api.eu.intercom.io",
+            Region::Au => "api.au.intercom.io",
+        }
+    }
+}
+
+/// `Intercom-Version`: `MAJOR.MINOR` or `Unstable`.
+struct ApiVersion;
+
+impl Check for ApiVersion {
+    const EXPECTED: &'static str = "an Intercom version such as 2.14";
+
+    fn check(text: &str) -> Option<String> {
+        let numbered = |(major, minor): (&str, &str)| {
+            [major, minor].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        (text == "Unstable" || text.split_once('.').is_some_and(numbered)).then(|| text.to_string())
+    }
+}
+
+/// The rule's fields. Others are ignored, as they always have been.
+#[derive(Debug, Deserialize)]
+struct Fields {
+    user_id: Option<ExternalId>,
+    email: Option<NonEmpty>,
+    tag: NonEmpty,
+}
+
+/// `user_id` as Intercom's `external_id`, a string. A template that is a
+/// lone expression keeps its JSON type, so numeric user ids arrive as numbers.
+#[derive(Debug)]
+struct ExternalId(String);
+
+impl<'de> Deserialize<'de> for ExternalId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = ExternalId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ExternalId, E> {
+                if text.is_empty() { Err(E::custom("is empty")) } else { Ok(ExternalId(text.to_string())) }
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<ExternalId, E> {
+                Ok(ExternalId(n.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<ExternalId, E> {
+                Ok(ExternalId(n.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Text)
+    }
+}
 
 /// A contact as Intercom returns it; only what we use.
 #[derive(Debug, Deserialize)]
@@ -91,7 +173,7 @@ impl Connector for Intercom {
                                  "description": "Overrides the region's host, e.g. https://api.eu.intercom.io (the origin the API paths hang off)"}
                 }
             }))
-            .secret(ACCESS_TOKEN, "Intercom access token (sent as Authorization: Bearer)", true)
+            .required_secret(ACCESS_TOKEN, "Intercom access token (sent as Authorization: Bearer)")
             .action(
                 ACTION,
                 "Find the user by user_id (external id) or email, create them if missing, and apply the tag",
@@ -106,7 +188,7 @@ impl Connector for Intercom {
                     }
                 }),
             )
-            .allowed_hosts(REGIONS.map(|(_, url)| url.trim_start_matches("https://")))
+            .allowed_hosts(Region::ALL.map(Region::host))
             // 10,000 calls per minute per app, enforced in 10 s windows (1,666
             // a window); a delivery makes at most 3 calls. 50/s with a 50-token
             // bucket is at most 550 deliveries (1,650 calls) in any 10 s.
@@ -114,68 +196,27 @@ impl Connector for Intercom {
     }
 
     fn validate(settings: &Value) -> Result<(), String> {
-        let settings = settings.as_object().ok_or("settings must be a JSON object")?;
-        if let Some(unknown) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            return Err(format!(
-                "settings.{unknown} is not a setting of this connector (it takes: {})",
-                SETTINGS.join(", ")
-            ));
-        }
-        match settings.get("region") {
-            None => {}
-            Some(Value::String(r)) if REGIONS.iter().any(|(name, _)| name == r) => {}
-            Some(other) => return Err(format!("settings.region must be us, eu or au, got {other}")),
-        }
-        match settings.get("api_version") {
-            None => {}
-            Some(Value::String(v)) if is_api_version(v) => {}
-            Some(other) => {
-                return Err(format!("settings.api_version must be an Intercom version such as 2.14, got {other}"));
-            }
-        }
-        match settings.get("base_url") {
-            None => {}
-            Some(Value::String(url)) if is_origin(url) => {}
-            Some(other) => {
-                return Err(format!(
-                    "settings.base_url must be an absolute http(s) URL without query or fragment, got {other}"
-                ));
-            }
-        }
-        Ok(())
+        settings_as::<Settings>(settings).map(drop)
     }
 
     fn deliver(host: &dyn Host, delivery: Delivery) -> Result<String, Failure> {
-        if delivery.action != ACTION {
-            return Err(Failure::invalid_fields(format!(
-                "unknown action `{}`; this connector has `{ACTION}`",
-                delivery.action
-            )));
-        }
-        let user_id = user_id(&delivery)?;
-        let email = delivery.field_opt_str("email")?;
-        let tag = delivery.field_str("tag")?;
+        delivery.expect_action(&[ACTION])?;
+        let settings: Settings = delivery.settings_as()?;
+        let fields: Fields = delivery.fields_as()?;
+        let user_id = fields.user_id.as_ref().map(|id| id.0.as_str());
+        let email = fields.email.as_deref();
         if user_id.is_none() && email.is_none() {
             return Err(Failure::invalid_fields("fields `user_id` and `email` are both missing: give at least one"));
         }
-        let api = Api::new(&delivery)?;
+        let api = Api::new(&settings, delivery.event.attempt_time);
 
-        let (contact, created) = match api.find(host, user_id.as_deref(), email)? {
+        let (contact, created) = match api.find(host, user_id, email)? {
             Some(id) => (id, false),
-            None => api.create(host, user_id.as_deref(), email)?,
+            None => api.create(host, user_id, email)?,
         };
-        let tag = api.tag(host, &contact, tag)?;
+        let tag = api.tag(host, &contact, &fields.tag)?;
         let how = if created { "created and tagged" } else { "tagged" };
         Ok(format!("contact {contact} {how} `{}` (tag {})", tag.name, tag.id))
-    }
-}
-
-/// `user_id` as Intercom's `external_id`, a string. A template that is a
-/// lone expression keeps its JSON type, so numeric user ids arrive as numbers.
-fn user_id(delivery: &Delivery) -> Result<Option<String>, Failure> {
-    match delivery.fields.get("user_id") {
-        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
-        _ => Ok(delivery.field_opt_str("user_id")?.map(str::to_string)),
     }
 }
 
@@ -187,19 +228,13 @@ struct Api {
 }
 
 impl Api {
-    fn new(delivery: &Delivery) -> Result<Self, Failure> {
-        let base = match delivery.setting_opt_str("base_url") {
-            Some(url) => url.trim_end_matches('/').to_string(),
-            None => {
-                let region = delivery.setting_opt_str("region").unwrap_or("us");
-                let (_, url) = REGIONS.iter().find(|(name, _)| *name == region).ok_or_else(|| {
-                    Failure::permanent(format!("setting `region` must be us, eu or au, got `{region}`"))
-                })?;
-                url.to_string()
-            }
+    fn new(settings: &Settings, now: u64) -> Self {
+        let base = match &settings.base_url {
+            Some(url) => url.to_string(),
+            None => format!("https://{}", settings.region.host()),
         };
-        let version = delivery.setting_opt_str("api_version").unwrap_or(DEFAULT_API_VERSION).to_string();
-        Ok(Api { base, version, now: delivery.event.attempt_time })
+        let version = settings.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION).to_string();
+        Api { base, version, now }
     }
 
     fn request(&self, method: &str, path: &str) -> Request {
@@ -212,7 +247,7 @@ impl Api {
     /// The contact's id, or `None` when Intercom has no such contact.
     fn find(&self, host: &dyn Host, user_id: Option<&str>, email: Option<&str>) -> Result<Option<String>, Failure> {
         if let Some(user_id) = user_id {
-            let request = self.request("GET", &format!("/contacts/find_by_external_id/{}", encode_segment(user_id)));
+            let request = self.request("GET", &format!("/contacts/find_by_external_id/{}", percent_encode(user_id)));
             let response = host.send(&request)?;
             if response.status == 404 {
                 return Ok(None);
@@ -276,13 +311,7 @@ fn check(response: &Response, now: u64, step: &str) -> Result<(), Failure> {
             what(),
             response.header("link").map(|l| format!(" (Link: {l})")).unwrap_or_default()
         ))),
-        _ => response.classify(now).map_err(|failure| match failure {
-            Failure::Retryable(r) => Failure::retry_after(what(), r.after_ms),
-            Failure::RateLimited(r) => Failure::rate_limited(what(), r.after_ms),
-            Failure::Permanent(_) => Failure::permanent(what()),
-            Failure::Auth(_) => Failure::auth(what()),
-            Failure::InvalidFields(_) => Failure::invalid_fields(what()),
-        }),
+        _ => response.classify(now).map_err(|failure| failure.map_message(|_| what())),
     }
 }
 
@@ -293,11 +322,7 @@ fn describe_error(response: &Response) -> String {
             let parts: Vec<String> = list.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect();
             format!(" {}", parts.join("; "))
         }
-        _ => {
-            let text = response.text();
-            let text = text.trim();
-            if text.is_empty() { String::new() } else { format!(" {}", text.chars().take(200).collect::<String>()) }
-        }
+        _ => format!(" {}", response.snippet()),
     }
 }
 
@@ -309,33 +334,6 @@ fn conflicting_id(response: &Response) -> Option<String> {
         let id: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
         (!id.is_empty()).then_some(id)
     })
-}
-
-/// Percent-encode one path segment (RFC 3986 unreserved characters kept).
-fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-fn is_api_version(v: &str) -> bool {
-    v == "Unstable"
-        || v.split_once('.').is_some_and(|(major, minor)| {
-            [major, minor].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-}
-
-/// `http(s)://host[:port][/prefix]`, no query or fragment.
-fn is_origin(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else { return false };
-    let host = rest.split('/').next().unwrap_or_default();
-    !host.is_empty() && !url.contains(['?', '#', ' '])
 }
 
 switchboard_sdk::export_connector!(Intercom);

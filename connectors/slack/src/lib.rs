@@ -13,15 +13,15 @@
 //!   failures are real statuses with a text code (see [`webhook_answer`]).
 //!
 //! Slack has no idempotency key, so a retry after Slack may already have
-//! posted would post twice. Retries therefore happen only where the doc says
-//! no duplicate can result: 429, 5xx (and the Web API's transient codes) and
+//! posted would post twice. Retries therefore happen only where Slack says no
+//! message was posted: 429, 5xx (and the Web API's transient codes) and
 //! connection failures. A timeout after the request went out is permanent.
 //!
 //! Both secrets are optional in the manifest because each mode needs only
 //! one; the one the mode needs is checked with `secrets.has` before sending.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use switchboard_sdk::prelude::*;
 
 /// The connector. Stateless: see [`Connector`].
@@ -32,37 +32,36 @@ const ACTION: &str = "send_message";
 const BOT_TOKEN: &str = "bot_token";
 const WEBHOOK_URL: &str = "webhook_url";
 const DEFAULT_BASE_URL: &str = "https://slack.com";
-const SETTINGS: [&str; 2] = ["mode", "base_url"];
-const FIELDS: [&str; 3] = ["channel", "text", "blocks"];
 /// Slack asks for the charset; without it the Web API answers with a
 /// `missing_charset` warning.
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 /// `ok: false` codes that mean the token is wrong, gone or lacks a scope: the
-/// connection is paused until its secret is fixed. `token_expired` is not in
-/// destinations.md's list but is the same problem for rotating tokens.
+/// connection is paused until its secret is fixed. `token_expired` is the
+/// same problem for rotating tokens.
 const AUTH_CODES: [&str; 6] =
     ["invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "missing_scope"];
 /// `ok: false` codes Slack documents as transient (`ratelimited` is handled on
 /// its own, as a rate limit). Every other code is permanent.
 const RETRYABLE_CODES: [&str; 4] = ["internal_error", "fatal_error", "service_unavailable", "request_timeout"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The connection's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    mode: Mode,
+    /// Bot mode only (checked by `validate`).
+    base_url: Option<BaseUrl>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum Mode {
     Bot,
     Webhook,
 }
 
 impl Mode {
-    fn from_settings(settings: &Value) -> Result<Mode, String> {
-        match settings.get("mode") {
-            Some(Value::String(m)) if m == "bot" => Ok(Mode::Bot),
-            Some(Value::String(m)) if m == "webhook" => Ok(Mode::Webhook),
-            None => Err("settings.mode is required: `bot` or `webhook`".into()),
-            Some(other) => Err(format!("settings.mode must be `bot` or `webhook`, got {other}")),
-        }
-    }
-
     fn secret(self) -> &'static str {
         match self {
             Mode::Bot => BOT_TOKEN,
@@ -71,14 +70,17 @@ impl Mode {
     }
 }
 
-/// The JSON body both modes send, in Slack's documented key order.
-#[derive(Debug, Serialize)]
-struct Message<'a> {
+/// The rule's fields, which are also the JSON body both modes send, in
+/// Slack's documented key order.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Message {
+    /// Bot mode only (checked by [`message_body`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    channel: Option<&'a str>,
-    text: &'a str,
+    channel: Option<NonEmpty>,
+    text: NonEmpty,
     #[serde(skip_serializing_if = "Option::is_none")]
-    blocks: Option<&'a Value>,
+    blocks: Option<Vec<Map<String, Value>>>,
 }
 
 /// What `chat.postMessage` answers, success or not.
@@ -118,8 +120,8 @@ impl Connector for Slack {
                 "if": {"properties": {"mode": {"const": "webhook"}}},
                 "then": {"not": {"required": ["base_url"]}}
             }))
-            .secret(BOT_TOKEN, "Bot mode: the bot user OAuth token (xoxb-…) with the chat:write scope", false)
-            .secret(WEBHOOK_URL, "Webhook mode: the incoming-webhook URL (https://hooks.slack.com/services/…)", false)
+            .optional_secret(BOT_TOKEN, "Bot mode: the bot user OAuth token (xoxb-…) with the chat:write scope")
+            .optional_secret(WEBHOOK_URL, "Webhook mode: the incoming-webhook URL (https://hooks.slack.com/services/…)")
             .action(
                 ACTION,
                 "Post a message to a channel",
@@ -138,35 +140,25 @@ impl Connector for Slack {
                 }),
             )
             .allowed_hosts(["slack.com", "hooks.slack.com"])
-            // About one message per second per channel (destinations.md).
+            // Slack allows about one message per second per channel.
             .rate_limit(1, 1)
     }
 
     fn validate(settings: &Value) -> Result<(), String> {
-        let object = settings.as_object().ok_or("settings must be a JSON object")?;
-        if let Some(unknown) = object.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            return Err(format!("settings.{unknown} is not a slack setting (it takes mode and base_url)"));
+        let settings: Settings = settings_as(settings)?;
+        if settings.mode == Mode::Webhook && settings.base_url.is_some() {
+            return Err(
+                "settings.base_url applies to bot mode only: in webhook mode the URL is the webhook_url secret".into(),
+            );
         }
-        let mode = Mode::from_settings(settings)?;
-        match (mode, settings.get("base_url")) {
-            (_, None) => Ok(()),
-            (Mode::Webhook, Some(_)) => {
-                Err("settings.base_url applies to bot mode only: in webhook mode the URL is the webhook_url secret"
-                    .into())
-            }
-            (Mode::Bot, Some(url)) => check_base_url(url),
-        }
+        Ok(())
     }
 
     fn deliver(host: &dyn Host, delivery: Delivery) -> Result<String, Failure> {
-        if delivery.action != ACTION {
-            return Err(Failure::invalid_fields(format!(
-                "unknown action `{}`; this connector has `{ACTION}`",
-                delivery.action
-            )));
-        }
-        let mode = Mode::from_settings(&delivery.settings).map_err(Failure::permanent)?;
-        let body = message_body(&delivery, mode)?;
+        delivery.expect_action(&[ACTION])?;
+        let settings: Settings = delivery.settings_as()?;
+        let mode = settings.mode;
+        let body = message_body(delivery.fields_as()?, mode)?;
         if !host.has_secret(mode.secret()) {
             return Err(Failure::auth(format!(
                 "the connection has no `{}` secret, which this mode needs",
@@ -175,7 +167,7 @@ impl Connector for Slack {
         }
         let request = match mode {
             Mode::Bot => {
-                let base = delivery.setting_opt_str("base_url").unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
+                let base = settings.base_url.as_ref().map_or(DEFAULT_BASE_URL, BaseUrl::as_str);
                 Request::post(format!("{base}/api/chat.postMessage")).bearer_secret(BOT_TOKEN)
             }
             Mode::Webhook => Request::post(secret(WEBHOOK_URL)),
@@ -190,17 +182,6 @@ impl Connector for Slack {
     }
 }
 
-fn check_base_url(url: &Value) -> Result<(), String> {
-    let text = url.as_str().ok_or("settings.base_url must be a string")?;
-    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(['?', '#', ' ']) => Ok(()),
-        _ => Err(format!(
-            "settings.base_url must be an absolute http(s) URL without query or fragment (e.g. {DEFAULT_BASE_URL}), got `{text}`"
-        )),
-    }
-}
-
 /// The request body from the rule's fields, or `invalid-fields` naming the
 /// faulty one.
 ///
@@ -208,31 +189,17 @@ fn check_base_url(url: &Value) -> Result<(), String> {
 /// parsed): the host substitutes `{{secret.NAME}}` anywhere in a body, and the
 /// text comes from event payloads, so an event must not be able to make us
 /// post the bot token into a channel. `{{` only occurs inside JSON strings.
-fn message_body(delivery: &Delivery, mode: Mode) -> Result<Vec<u8>, Failure> {
-    let fields = delivery.fields.as_object().ok_or_else(|| Failure::invalid_fields("fields must be a JSON object"))?;
-    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(Failure::invalid_fields(format!(
-            "field `{unknown}` is not a field of {ACTION} (it takes channel, text, blocks)"
-        )));
+fn message_body(message: Message, mode: Mode) -> Result<Vec<u8>, Failure> {
+    match (mode, &message.channel) {
+        (Mode::Bot, None) => return Err(Failure::invalid_fields("field `channel` is required")),
+        (Mode::Webhook, Some(_)) => {
+            return Err(Failure::invalid_fields(
+                "field `channel` cannot be used in webhook mode: an incoming webhook always posts to the channel it was created for",
+            ));
+        }
+        _ => {}
     }
-    let channel = match mode {
-        Mode::Bot => Some(delivery.field_str("channel")?),
-        Mode::Webhook => match delivery.field_opt_str("channel")? {
-            None => None,
-            Some(_) => {
-                return Err(Failure::invalid_fields(
-                    "field `channel` cannot be used in webhook mode: an incoming webhook always posts to the channel it was created for",
-                ));
-            }
-        },
-    };
-    let text = delivery.field_str("text")?;
-    let blocks = match fields.get("blocks") {
-        None | Some(Value::Null) => None,
-        Some(blocks @ Value::Array(items)) if items.iter().all(Value::is_object) => Some(blocks),
-        Some(_) => return Err(Failure::invalid_fields("field `blocks` must be an array of Block Kit block objects")),
-    };
-    let json = serde_json::to_string(&Message { channel, text, blocks })
+    let json = serde_json::to_string(&message)
         .map_err(|e| Failure::invalid_fields(format!("fields cannot be encoded as JSON: {e}")))?;
     Ok(json.replace("{{", "{\\u007b").into_bytes())
 }

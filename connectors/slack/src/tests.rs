@@ -84,7 +84,7 @@ fn base_url_replaces_the_origin_and_keeps_its_path_prefix() {
 }
 
 #[test]
-fn ok_false_codes_are_classified_as_destinations_md_lists_them() {
+fn ok_false_codes_are_classified_as_slack_documents_them() {
     let auth = ["invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope", "token_expired"];
     let permanent = [
         "channel_not_found",
@@ -236,7 +236,7 @@ fn unusable_fields_are_named_and_nothing_is_sent() {
         (json!({"channel": "C0"}), bot(), "field `text` is required"),
         (json!({"channel": "C0", "text": 3}), bot(), "field `text` must be a string, got a number"),
         (json!({"channel": "C0", "text": "hi", "blocks": "x"}), bot(), "field `blocks`"),
-        (json!({"channel": "C0", "text": "hi", "blocks": [1]}), bot(), "field `blocks`"),
+        (json!({"channel": "C0", "text": "hi", "blocks": [1]}), bot(), "field `blocks[0]` must be an object"),
         (json!({"channel": "C0", "text": "hi", "icon": ":x:"}), bot(), "field `icon`"),
         (json!({"channel": "C0", "text": "hi"}), webhook(), "field `channel` cannot be used in webhook mode"),
         (json!(["hi"]), bot(), "fields must be a JSON object"),
@@ -306,7 +306,7 @@ fn validate_names_the_faulty_setting() {
         (json!({"mode": "bot", "base_url": "https://"}), "settings.base_url must be an absolute http(s) URL"),
         (json!({"mode": "bot", "base_url": "https://slack.com?x=1"}), "settings.base_url must be an absolute"),
         (json!({"mode": "bot", "base_url": 5}), "settings.base_url must be a string"),
-        (json!({"mode": "bot", "channel": "C0"}), "settings.channel is not a slack setting"),
+        (json!({"mode": "bot", "channel": "C0"}), "settings.channel is not a setting of this connector"),
         (json!("bot"), "settings must be a JSON object"),
     ];
     for (settings, expected) in cases {

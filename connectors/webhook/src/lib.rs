@@ -6,8 +6,11 @@
 //! `{id}.{timestamp}.{body}` keyed by the `signing_secret`, computed by the
 //! host so the secret never enters the sandbox.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Deserialize;
 use serde_json::Value;
 use switchboard_sdk::prelude::*;
 
@@ -15,9 +18,49 @@ use switchboard_sdk::prelude::*;
 #[derive(Debug, Default)]
 pub struct Webhook;
 
+const ACTION: &str = "send_webhook";
 const SIGNING_SECRET: &str = "signing_secret";
 const BEARER_TOKEN: &str = "bearer_token";
 const RESERVED_HEADERS: [&str; 4] = ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"];
+
+/// The connection's settings. Keys it does not know are ignored rather than
+/// refused: connections saved with one have always delivered.
+#[derive(Debug, Deserialize)]
+struct Settings {
+    /// The endpoint; any http(s) URL, query included (checked by `validate`).
+    url: String,
+    #[serde(default)]
+    method: Method,
+    /// Extra headers, sent before the connector's own.
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+enum Method {
+    #[default]
+    Post,
+    Put,
+    Patch,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+        }
+    }
+}
+
+/// The rule's fields. Others are ignored, as they always have been.
+#[derive(Debug, Deserialize)]
+struct Fields {
+    /// Sent instead of the default envelope; `null` means the envelope.
+    body: Option<Value>,
+}
 
 impl Connector for Webhook {
     fn describe() -> Manifest {
@@ -33,10 +76,10 @@ impl Connector for Webhook {
                                 "description": "Extra headers sent with every request"}
                 }
             }))
-            .secret(SIGNING_SECRET, "Standard Webhooks signing secret, whsec_ followed by base64", true)
-            .secret(BEARER_TOKEN, "Sent as Authorization: Bearer when present", false)
+            .required_secret(SIGNING_SECRET, "Standard Webhooks signing secret, whsec_ followed by base64")
+            .optional_secret(BEARER_TOKEN, "Sent as Authorization: Bearer when present")
             .action(
-                "send_webhook",
+                ACTION,
                 "POST the event (or `body`) to the endpoint, signed",
                 json!({
                     "type": "object",
@@ -47,42 +90,26 @@ impl Connector for Webhook {
     }
 
     fn validate(settings: &Value) -> Result<(), String> {
-        let url = settings.get("url").and_then(Value::as_str).ok_or("settings.url is required and must be a string")?;
+        let settings: Settings = settings_as(settings)?;
+        let url = &settings.url;
         if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < "http://x".len() {
             return Err(format!("settings.url must be an absolute http(s) URL, got `{url}`"));
         }
-        match settings.get("method") {
-            None => {}
-            Some(Value::String(m)) if ["POST", "PUT", "PATCH"].contains(&m.as_str()) => {}
-            Some(other) => return Err(format!("settings.method must be POST, PUT or PATCH, got {other}")),
-        }
-        if let Some(headers) = settings.get("headers") {
-            let headers = headers.as_object().ok_or("settings.headers must be an object of strings")?;
-            for (name, value) in headers {
-                if !value.is_string() {
-                    return Err(format!("settings.headers.{name} must be a string"));
-                }
-                if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-                    return Err(format!("settings.headers.{name} is set by the connector and cannot be overridden"));
-                }
-            }
+        if let Some(name) = settings.headers.keys().find(|n| RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n)))
+        {
+            return Err(format!("settings.headers.{name} is set by the connector and cannot be overridden"));
         }
         Ok(())
     }
 
     fn deliver(host: &dyn Host, delivery: Delivery) -> Result<String, Failure> {
-        if delivery.action != "send_webhook" {
-            return Err(Failure::invalid_fields(format!(
-                "unknown action `{}`; this connector has `send_webhook`",
-                delivery.action
-            )));
-        }
-        let url = delivery.setting_str("url")?;
-        let method = delivery.setting_opt_str("method").unwrap_or("POST");
+        delivery.expect_action(&[ACTION])?;
+        let settings: Settings = delivery.settings_as()?;
+        let fields: Fields = delivery.fields_as()?;
         let event = &delivery.event;
-        let body = match delivery.fields.get("body") {
-            Some(body) if !body.is_null() => body.to_string(),
-            _ => envelope(event),
+        let body = match fields.body {
+            Some(body) => body.to_string(),
+            None => envelope(event),
         };
 
         let id = &event.delivery_id;
@@ -92,11 +119,9 @@ impl Connector for Webhook {
             .hmac_sha256(SIGNING_SECRET, KeyEncoding::StandardWebhooks, &signed)
             .map_err(|e| Failure::permanent(format!("cannot sign: {e}")))?;
 
-        let mut request = Request::new(method, url);
-        if let Some(Value::Object(extra)) = delivery.settings.get("headers") {
-            for (name, value) in extra {
-                request = request.header(name.as_str(), value.as_str().unwrap_or_default());
-            }
+        let mut request = Request::new(settings.method.as_str(), settings.url);
+        for (name, value) in settings.headers {
+            request = request.header(name, value);
         }
         if host.has_secret(BEARER_TOKEN) {
             request = request.bearer_secret(BEARER_TOKEN);
