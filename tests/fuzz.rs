@@ -85,7 +85,10 @@ fn an_event_after_an_oversized_one_on_the_same_connection_is_answered() {
         target.rt.block_on(async { request.send().await.map(|r| r.status().as_u16()).map_err(|e| format!("{e:#}")) })
     };
     for round in 0..10 {
-        assert_eq!(send(&oversized), Ok(413), "round {round}: the oversized body");
+        // The 413 itself may be lost to a reset while the client is still sending; what it
+        // must never be is accepted, or a server error.
+        let refused = send(&oversized);
+        assert!(matches!(refused, Ok(413) | Err(_)), "round {round}: the oversized body: {refused:?}");
         assert_eq!(send(&small), Ok(201), "round {round}: the event after it");
     }
     target.stop();
