@@ -198,7 +198,7 @@ pub struct Delivery {
     pub lease: Option<String>,
     pub connector_version: Option<String>,
     pub last_error: Option<String>,
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<crate::outcome::Outcome>,
     /// Attempts in a row cut short by a process death (see `store::MAX_INTERRUPTIONS`).
     #[serde(default)]
     pub interruptions: u32,

@@ -85,6 +85,10 @@ impl From<crate::ops::OpError> for ApiError {
             OpError::Conflict(m) => Self::conflict(m),
             OpError::TooEarly(m) => Self::too_early(m),
             OpError::Store(e) => e.into(),
+            OpError::Sealed(_) => {
+                tracing::error!(error = %e, "operation");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
             OpError::Disk { .. } => {
                 tracing::error!(error = %e, "operation");
                 Self::unavailable(e.to_string())

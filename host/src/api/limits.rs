@@ -31,10 +31,8 @@ pub const NAME_CHARS: RangeInclusive<usize> = 1..=200;
 /// that a rule can name anything an event may carry, and nothing it cannot.
 pub const MAX_EVENT_FIELD_BYTES: usize = 256;
 
-/// One secret value. Long enough for a PEM key or a service account's JSON;
-/// every secret is scrubbed (in several encodings) from every response a
-/// connector sees, so an unbounded one would make each delivery pay for it.
-pub const MAX_SECRET_BYTES: usize = 16 << 10;
+/// The longest secret value a connection may hold (a domain rule, kept with the operation).
+pub use crate::ops::connections::MAX_SECRET_BYTES;
 
 /// A connection's `settings`, serialized: they are handed to the connector
 /// on every delivery.

@@ -29,6 +29,9 @@ pub enum OpError {
     TooEarly(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Sealed data could not be opened (a wrong or changed master key).
+    #[error("cannot open sealed secrets: {0}")]
+    Sealed(String),
     /// A file the operation must write could not be written.
     #[error("cannot record {what}: {source}")]
     Disk {

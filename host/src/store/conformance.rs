@@ -139,7 +139,7 @@ async fn an_expired_lease_is_an_interrupted_attempt_and_three_in_a_row_fail(s: &
     assert!(claim(s, now, 1, 100).await.is_empty(), "the third interruption fails it instead");
     let d = s.delivery("dlv_evt_1_0").await.unwrap().unwrap();
     assert_eq!(d.status, DeliveryStatus::Failed);
-    assert_eq!(d.last_outcome.as_deref(), Some("interrupted"));
+    assert_eq!(d.last_outcome, Some(Outcome::Interrupted));
     let attempts = s.attempts(&d.id).await.unwrap();
     assert_eq!(attempts.len() as u32, MAX_INTERRUPTIONS);
     assert!(attempts.iter().all(|a| a.outcome == Outcome::Interrupted));

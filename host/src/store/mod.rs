@@ -38,13 +38,6 @@ pub enum StoreError {
     Stopped,
 }
 
-impl StoreError {
-    /// A transient condition: the caller may try again later (503).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Timeout(_) | StoreError::Overloaded | StoreError::Stopped)
-    }
-}
-
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A page request: records after `cursor` (exclusive), at most `limit`.

@@ -201,7 +201,7 @@ impl Tables {
             new.interruptions += 1;
             let record = interrupted(&old, new.attempt_count, plan.now);
             extra.put(keys::attempt(id, new.attempt_count), encode(&record));
-            new.last_outcome = Some(Outcome::Interrupted.as_str().to_string());
+            new.last_outcome = Some(Outcome::Interrupted);
             new.last_error = record.error;
             if new.interruptions >= MAX_INTERRUPTIONS {
                 new.status = DeliveryStatus::Failed;
@@ -241,7 +241,7 @@ impl Tables {
         new.updated_at = now;
         new.interruptions = 0;
         new.connector_version = Some(attempt.connector_version.clone());
-        new.last_outcome = Some(attempt.outcome.as_str().to_string());
+        new.last_outcome = Some(attempt.outcome);
         new.last_error = attempt.error.clone();
         (new.status, new.due_at) = match next {
             Next::Completed => (DeliveryStatus::Completed, None),
