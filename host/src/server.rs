@@ -5,7 +5,6 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -15,17 +14,11 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::Config;
 use crate::egress::EgressPolicy;
-use crate::model::now_ms;
 use crate::registry::{Entry, Origin};
 use crate::runtime::Runtime;
 use crate::runtime::cache::StoreCache;
 use crate::runtime::transport::ReqwestTransport;
 use crate::secrets::MasterKey;
-
-/// Records removed per sweep step.
-const SWEEP_STEP: usize = 200;
-/// How often expired connector-cache entries are removed.
-const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Read a generated credential from the data dir, or create it (0600) and
 /// print it once.
@@ -123,7 +116,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let delivery = tokio::spawn(crate::delivery::run(app.clone(), shutdown.clone()));
-    let sweeper = tokio::spawn(sweep_loop(app.clone(), shutdown.clone()));
+    let sweeper = tokio::spawn(crate::ops::retention::run(app.clone(), shutdown.clone()));
     if let Some(dir) = app.config.connectors_dir.clone().filter(|_| app.config.registry.watch) {
         tracing::info!(dir = %dir.display(), "development mode: watching the connectors directory");
         crate::devmode::spawn(app.clone(), dir, shutdown.clone())?;
@@ -152,48 +145,4 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     drop(app);
     tracing::info!("switchboard stopped");
     Ok(())
-}
-
-/// Retention (hourly) and expired connector-cache entries (every minute).
-async fn sweep_loop(app: Arc<App>, shutdown: CancellationToken) {
-    let keep_ms = i64::from(app.config.retention.days) * 24 * 3600 * 1000;
-    let mut retention_due = tokio::time::Instant::now();
-    loop {
-        let now = now_ms();
-        in_steps("connector cache sweep", &shutdown, || app.store.cache_sweep(now, SWEEP_STEP)).await;
-        if tokio::time::Instant::now() >= retention_due {
-            in_steps("retention sweep", &shutdown, || app.store.sweep(now - keep_ms, SWEEP_STEP)).await;
-            retention_due += Duration::from_secs(3600);
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(CACHE_SWEEP_EVERY) => {}
-        }
-    }
-}
-
-/// Run a sweep in small steps, so it never holds the store for long.
-async fn in_steps<F, Fut>(what: &str, shutdown: &CancellationToken, step: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = crate::store::Result<usize>>,
-{
-    let mut removed = 0;
-    loop {
-        match step().await {
-            Ok(n) => {
-                removed += n;
-                if n == 0 || shutdown.is_cancelled() {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "{what}");
-                break;
-            }
-        }
-    }
-    if removed > 0 {
-        tracing::info!(removed, "{what}");
-    }
 }

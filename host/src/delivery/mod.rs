@@ -80,6 +80,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
 /// Take the connection's slot, then run the attempt; a connection that
 /// turned out to be at its limits (first seen in this claim) gets the
 /// delivery back in the queue for when it has room.
+#[tracing::instrument(name = "dispatch", skip_all, fields(delivery = %c.delivery.id))]
 async fn dispatch(app: &App, limits: &limits::Limits, c: Claimed) {
     let Some(lease) = c.delivery.lease.clone() else { return };
     let now = now_ms();

@@ -16,6 +16,12 @@ use crate::runtime::{EventData, Invocation, Labels};
 use crate::secrets::SecretSet;
 use crate::store::{Claimed, Next};
 
+#[tracing::instrument(name = "attempt", skip_all, fields(
+    delivery = %claimed.delivery.id,
+    workspace = %claimed.delivery.workspace,
+    connection = %claimed.delivery.connection,
+    n = claimed.delivery.attempt_count + 1,
+))]
 pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
     let Claimed { delivery: d, event, connection } = claimed;
     let now = now_ms();

@@ -7,6 +7,7 @@ pub mod connections;
 pub mod connectors;
 pub mod deliveries;
 pub mod replay;
+pub mod retention;
 
 use crate::store::StoreError;
 

@@ -231,6 +231,7 @@ impl Runtime {
 
     /// Run one delivery attempt in a fresh instance. Never panics on guest
     /// behaviour: every failure becomes an outcome in the record.
+    #[tracing::instrument(name = "invoke", skip_all, fields(connector = %labels.connector, version = %labels.version))]
     pub async fn invoke(&self, connector: &LoadedConnector, inv: Invocation, labels: Labels) -> AttemptRecord {
         let started_at = now_rfc3339();
         let started = Instant::now();
