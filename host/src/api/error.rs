@@ -82,6 +82,7 @@ impl From<crate::ops::OpError> for ApiError {
             OpError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, e.to_string()),
             OpError::Invalid { field, message } => Self::invalid(&field, message),
             OpError::Refused(m) => Self::unprocessable(m),
+            OpError::RefusedAt { path, message } => Self::unprocessable(message).with_error(json!({"path": path})),
             OpError::Conflict(m) => Self::conflict(m),
             OpError::TooEarly(m) => Self::too_early(m),
             OpError::Store(e) => e.into(),

@@ -1,10 +1,8 @@
-//! Rules: when an event matches, run an action of a connection
-//! with templated fields. Filters and templates are validated on save, with
-//! the path of any fault in the message and the body's `path`: filters
-//! against their limits, templates by compiling them and by a dry
-//! render against a sample event, which must stay within the render bounds.
-//! Event names and resources are held to what ingest accepts, references to
-//! the name bounds (`api::limits`).
+//! Rules over HTTP: when an event matches, run an action of a connection
+//! with templated fields. Event names and resources are held here to what
+//! ingest accepts, references to the name bounds (`api::limits`); what a
+//! rule refers to, its filter and its templates are checked by `ops::rules`,
+//! with the path of any fault in the message and the body's `path`.
 
 use axum::Router;
 use axum::extract::State;
@@ -18,8 +16,7 @@ use super::limits::{check_event_field, check_name};
 use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
 use crate::app::App;
 use crate::model::{Rule, new_id, now_ms, rfc3339};
-use crate::routing::fields::{FieldError, FieldTemplates};
-use crate::routing::filter::Filter;
+use crate::ops;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,46 +45,15 @@ fn view(r: &Rule) -> Value {
     })
 }
 
-/// Everything a rule refers to must exist and parse, within its limits.
-async fn validate(app: &App, r: &Rule) -> Result<(), ApiError> {
+/// The bounds on what a rule's text fields may hold (the same as ingest's);
+/// what they refer to is checked by `ops::rules`.
+fn check_bounds(r: &Rule) -> Result<(), ApiError> {
     check_event_field("event", &r.event)?;
     for (field, value) in [("resource", &r.resource), ("resource_id", &r.resource_id)] {
         value.as_deref().map_or(Ok(()), |v| check_event_field(field, v))?;
     }
     check_name("connection", &r.connection)?;
-    check_name("action", &r.action)?;
-    let connection =
-        app.store.connection(&r.workspace, &r.connection).await?.ok_or_else(|| {
-            ApiError::unprocessable(format!("connection `{}` not found in this workspace", r.connection))
-        })?;
-    if let Some(connector) = app.registry.resolve(&connection.connector, &connection.version)
-        && !connector.manifest().actions.iter().any(|a| a.name == r.action)
-    {
-        let names: Vec<&str> = connector.manifest().actions.iter().map(|a| a.name.as_str()).collect();
-        return Err(ApiError::unprocessable(format!(
-            "connector `{}` has no action `{}` (it has: {})",
-            connection.connector,
-            r.action,
-            names.join(", ")
-        )));
-    }
-    if let Some(f) = &r.filter {
-        Filter::parse(f).map_err(|e| ApiError::unprocessable(e.to_string()).with_error(json!({"path": e.path})))?;
-    }
-    let field_error = |e: FieldError| ApiError::unprocessable(e.to_string()).with_error(json!({"path": e.path}));
-    let templates = FieldTemplates::compile(&r.fields).map_err(field_error)?;
-    // A template that breaks a bound on a sample event would break it on every event.
-    templates.dry_run(&sample_event(r)).map_err(field_error)?;
-    Ok(())
-}
-
-/// The template context of an event this rule could match, with an empty payload: the dry
-/// render tolerates what real payloads would fill in.
-fn sample_event(r: &Rule) -> Value {
-    json!({
-        "event": r.event, "resource": r.resource.as_deref().unwrap_or("global"), "resource_id": r.resource_id,
-        "workspace": r.workspace, "id": "evt_sample", "created_at": rfc3339(now_ms()), "payload": {},
-    })
+    check_name("action", &r.action)
 }
 
 async fn create(
@@ -96,7 +62,6 @@ async fn create(
     Path(ws): Path<String>,
     Json(b): Json<RuleBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let required = |field: &str| ApiError::invalid(field, "is required");
     let now = now_ms();
     let rule = Rule {
@@ -113,9 +78,8 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    validate(&app, &rule).await?;
-    app.store.put_rule(&rule).await?;
-    app.rules_changed(&ws);
+    check_bounds(&rule)?;
+    let rule = ops::rules::save(&app, rule).await?;
     Ok((StatusCode::CREATED, Json(view(&rule))))
 }
 
@@ -145,7 +109,7 @@ async fn list_rules(
 }
 
 async fn load(app: &App, ws: &str, id: &str) -> Result<Rule, ApiError> {
-    app.store.rule(ws, id).await?.ok_or_else(|| ApiError::not_found("rule", id))
+    Ok(ops::rules::load(app, ws, id).await?)
 }
 
 async fn show(
@@ -188,10 +152,8 @@ async fn update(
         rule.active = v;
     }
     rule.updated_at = now_ms();
-    validate(&app, &rule).await?;
-    app.store.put_rule(&rule).await?;
-    app.rules_changed(&ws);
-    Ok(Json(view(&rule)))
+    check_bounds(&rule)?;
+    Ok(Json(view(&ops::rules::save(&app, rule).await?)))
 }
 
 async fn remove(
@@ -199,9 +161,6 @@ async fn remove(
     _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if !app.store.delete_rule(&ws, &id).await? {
-        return Err(ApiError::not_found("rule", &id));
-    }
-    app.rules_changed(&ws);
+    ops::rules::remove(&app, &ws, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod deliveries;
 pub mod replay;
 pub mod retention;
+pub mod rules;
 
 use crate::store::StoreError;
 
@@ -22,6 +23,10 @@ pub enum OpError {
     /// The request is well formed but cannot be carried out as asked.
     #[error("{0}")]
     Refused(String),
+    /// Refused for what is at `path` inside a value (a filter, a template);
+    /// the message names the path already.
+    #[error("{message}")]
+    RefusedAt { path: String, message: String },
     /// The request conflicts with the current state (retry after changing it).
     #[error("{0}")]
     Conflict(String),
