@@ -12,7 +12,7 @@ use switchboard_tests::host::TestHost;
 async fn a_stalled_store_costs_a_503_not_a_hang() {
     let host = TestHost::start_with(|c| c.store.timeout = Duration::from_secs(1)).await;
     let ws = host.workspace("stalled").await;
-    let store = host.app.as_ref().unwrap().store.clone();
+    let store = host.app.as_ref().unwrap().store().clone();
     let client = reqwest::Client::new();
 
     // A stuck disk: the store's owner thread is busy for 6.5 s.

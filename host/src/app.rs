@@ -16,15 +16,15 @@ use crate::secrets::MasterKey;
 use crate::store::{Page, Store, StoreError};
 
 pub struct App {
-    pub config: Config,
-    pub store: Arc<dyn Store>,
-    pub runtime: Runtime,
-    pub registry: Registry,
-    pub master_key: MasterKey,
+    config: Config,
+    store: Arc<dyn Store>,
+    runtime: Runtime,
+    registry: Registry,
+    master_key: MasterKey,
     /// SHA-256 of the admin token.
-    pub admin_token_hash: [u8; 32],
+    admin_token_hash: [u8; 32],
     /// Wakes the scheduler when deliveries become due now.
-    pub wake: Notify,
+    wake: Notify,
     /// The delivery workers run (false once shutdown began): `/readyz`.
     workers_up: std::sync::atomic::AtomicBool,
     rules: RwLock<HashMap<String, Arc<Vec<CompiledRule>>>>,
@@ -74,6 +74,35 @@ impl App {
             keys: RwLock::new(HashMap::new()),
             keys_generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master_key
+    }
+
+    pub fn admin_token_hash(&self) -> &[u8; 32] {
+        &self.admin_token_hash
+    }
+
+    /// Wakes the scheduler (deliveries became due now), or waits for that.
+    pub fn wake(&self) -> &Notify {
+        &self.wake
     }
 
     /// The workspace's active rules, compiled; cached until a rule changes.

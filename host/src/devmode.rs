@@ -65,12 +65,12 @@ async fn reload(app: &App, path: &Path) {
             return tracing::warn!(path = %path.display(), error = %e, "dev mode: cannot read the changed connector");
         }
     };
-    match app.runtime.load_cached(&bytes, &app.artifacts_dir()).await {
+    match app.runtime().load_cached(&bytes, &app.artifacts_dir()).await {
         Ok((connector, compiled)) => {
             let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());
-            let blocked = app.registry.is_blocked(&name, &version);
+            let blocked = app.registry().is_blocked(&name, &version);
             let sha256 = connector.sha256().to_string();
-            app.registry.replace(Entry { connector, origin: Origin::Bundled, compiled, blocked });
+            app.registry().replace(Entry { connector, origin: Origin::Bundled, compiled, blocked });
             tracing::info!(connector = %name, %version, %sha256, blocked, path = %path.display(), "dev mode: connector reloaded");
         }
         Err(e) => {

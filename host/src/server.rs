@@ -74,7 +74,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
     if uploaded.exists() {
         register_dir(&app, &uploaded, Origin::Uploaded).await?;
     }
-    app.registry.load_blocked(&app.uploads_dir()).await;
+    app.registry().load_blocked(&app.uploads_dir()).await;
     Ok(app)
 }
 
@@ -91,10 +91,10 @@ async fn register_dir(app: &App, dir: &Path, origin: Origin) -> anyhow::Result<(
     paths.sort();
     for path in paths {
         let bytes = tokio::fs::read(&path).await?;
-        match app.runtime.load_cached(&bytes, &app.artifacts_dir()).await {
+        match app.runtime().load_cached(&bytes, &app.artifacts_dir()).await {
             Ok((connector, compiled)) => {
                 let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());
-                match app.registry.restore(Entry { connector, origin, compiled, blocked: false }) {
+                match app.registry().restore(Entry { connector, origin, compiled, blocked: false }) {
                     Ok(()) => {
                         tracing::info!(connector = %name, %version, compiled, path = %path.display(), "connector registered")
                     }
@@ -117,11 +117,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let delivery = tokio::spawn(crate::delivery::run(app.clone(), shutdown.clone()));
     let sweeper = tokio::spawn(crate::ops::retention::run(app.clone(), shutdown.clone()));
-    if let Some(dir) = app.config.connectors_dir.clone().filter(|_| app.config.registry.watch) {
+    if let Some(dir) = app.config().connectors_dir.clone().filter(|_| app.config().registry.watch) {
         tracing::info!(dir = %dir.display(), "development mode: watching the connectors directory");
         crate::devmode::spawn(app.clone(), dir, shutdown.clone())?;
     }
-    for mut job in app.store.replays_pending().await? {
+    for mut job in app.store().replays_pending().await? {
         if let Err(e) = crate::ops::replay::run(&app, &mut job).await {
             tracing::error!(replay = %job.id, error = %e, "resuming a replay");
         }
@@ -139,7 +139,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     app.set_workers_up(false);
     let _ = delivery.await;
     let _ = sweeper.await;
-    app.store.sync().await?;
+    app.store().sync().await?;
     // The store closes when its last handle goes; a restart in the same
     // process waits briefly for the engine's lock (see `EmbeddedStore::open`).
     drop(app);

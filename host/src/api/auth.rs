@@ -107,7 +107,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    if bool::from(digest.ct_eq(&app.admin_token_hash)) {
+    if bool::from(digest.ct_eq(app.admin_token_hash())) {
         return Ok(Caller::Admin);
     }
     if !token.starts_with("mesh_sec_") {

@@ -147,7 +147,7 @@ async fn list_connections(
     Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let page = p.page()?;
-    let all = app.store.connections(&ws, &page).await?;
+    let all = app.store().connections(&ws, &page).await?;
     let last = all.last().map(|c| c.id.clone());
     Ok(Json(list(all.iter().map(view).collect(), page.limit, last)))
 }

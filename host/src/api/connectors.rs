@@ -39,7 +39,7 @@ fn version_view(e: &Entry) -> Value {
 
 async fn list(State(app): State<AppState>, _admin: AdminOnly) -> Result<Json<Value>, ApiError> {
     let records: Vec<Value> = app
-        .registry
+        .registry()
         .list()
         .iter()
         .map(|(name, versions)| {
@@ -56,7 +56,7 @@ async fn versions(
     _admin: AdminOnly,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let all = app.registry.list();
+    let all = app.registry().list();
     let (_, versions) = all.iter().find(|(n, _)| *n == name).ok_or_else(|| ApiError::not_found("connector", &name))?;
     let records: Vec<Value> = versions.iter().map(version_view).collect();
     Ok(Json(super::list_all(records)))
@@ -79,7 +79,7 @@ async fn upload(
         return Err(ApiError::bad_request("the body must be the component's bytes (application/wasm)"));
     }
     let (connector, compiled) = app
-        .runtime
+        .runtime()
         .load_cached(&bytes, &app.artifacts_dir())
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
@@ -88,7 +88,7 @@ async fn upload(
         return Err(ApiError::unprocessable(format!("the component describes itself as `{}`, not `{name}`", m.name)));
     }
     // Check before writing anything, then register under the same rule.
-    if let Some((_, existing)) = app.registry.list().into_iter().find(|(n, _)| *n == name)
+    if let Some((_, existing)) = app.registry().list().into_iter().find(|(n, _)| *n == name)
         && let Some(latest) = existing.last()
     {
         let latest = semver::Version::parse(&latest.connector.manifest().version).ok();
@@ -107,7 +107,7 @@ async fn upload(
         Err(e) => Err(e),
     };
     stored.map_err(|e| ApiError::unavailable(format!("cannot store the component: {e}")))?;
-    match app.registry.register(Entry { connector, origin: Origin::Uploaded, compiled, blocked: false }) {
+    match app.registry().register(Entry { connector, origin: Origin::Uploaded, compiled, blocked: false }) {
         Ok(()) => {}
         Err(RegistryError::NotGreater { existing, .. }) => {
             let _ = tokio::fs::remove_file(&file).await;
@@ -125,7 +125,7 @@ async fn remove(
     _admin: AdminOnly,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if app.registry.resolve(&name, &version).is_none() {
+    if app.registry().resolve(&name, &version).is_none() {
         return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
     }
     let pinned: Vec<String> = ops::connections::everywhere(&app)
@@ -137,7 +137,7 @@ async fn remove(
     if !pinned.is_empty() {
         return Err(ApiError::conflict(format!("connections pin {name}@{version}: {}", pinned.join(", "))));
     }
-    if let Some(entry) = app.registry.remove(&name, &version)
+    if let Some(entry) = app.registry().remove(&name, &version)
         && entry.origin == Origin::Uploaded
     {
         let _ = tokio::fs::remove_file(app.uploads_dir().join(format!("{name}-{version}.wasm"))).await;
@@ -152,11 +152,11 @@ async fn enabled(
     _access: WorkspaceAccess,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    let connections = app.store.connections(&ws, &Page { cursor: None, limit: usize::MAX }).await?;
+    app.store().workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    let connections = app.store().connections(&ws, &Page { cursor: None, limit: usize::MAX }).await?;
     let mut by_connector: std::collections::BTreeMap<String, Vec<Value>> = std::collections::BTreeMap::new();
     for c in &connections {
-        let resolved = app.registry.resolve(&c.connector, &c.version).map(|l| l.manifest().version.clone());
+        let resolved = app.registry().resolve(&c.connector, &c.version).map(|l| l.manifest().version.clone());
         by_connector.entry(c.connector.clone()).or_default().push(json!({
             "connection": c.id, "name": c.name, "version": c.version, "resolved_version": resolved,
             "active": c.active && resolved.is_some(),

@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
 
 /// An event's deliveries and its derived status.
 async fn event_view(app: &App, e: &Event) -> Result<Value, ApiError> {
-    let deliveries = app.store.deliveries_of(e).await?;
+    let deliveries = app.store().deliveries_of(e).await?;
     let completed = deliveries.iter().filter(|d| d.status == DeliveryStatus::Completed).count();
     let failed = deliveries.iter().filter(|d| d.status == DeliveryStatus::Failed).count();
     let status = EventStatus::of(deliveries.iter().map(|d| &d.status));
@@ -80,7 +80,7 @@ async fn list_events(
         None => None,
     };
     let q = EventQuery { event: p.event, resource: p.resource, resource_id: p.resource_id, status };
-    let events = app.store.events(&ws, &q, &page).await?;
+    let events = app.store().events(&ws, &q, &page).await?;
     let last = events.last().map(|e| e.id.clone());
     let mut records = Vec::with_capacity(events.len());
     for e in &events {
@@ -90,7 +90,7 @@ async fn list_events(
 }
 
 async fn load_event(app: &App, ws: &str, id: &str) -> Result<Event, ApiError> {
-    app.store.event(ws, id).await?.ok_or_else(|| ApiError::not_found("event", id))
+    app.store().event(ws, id).await?.ok_or_else(|| ApiError::not_found("event", id))
 }
 
 async fn show_event(
@@ -116,7 +116,7 @@ async fn event_deliveries(
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let e = load_event(&app, &ws, &id).await?;
-    let records: Vec<Value> = app.store.deliveries_of(&e).await?.iter().map(delivery_view).collect();
+    let records: Vec<Value> = app.store().deliveries_of(&e).await?.iter().map(delivery_view).collect();
     Ok(Json(super::list_all(records)))
 }
 
@@ -166,7 +166,7 @@ async fn list_deliveries(
         since: parse_time("since", &p.since)?,
         until: parse_time("until", &p.until)?,
     };
-    let found = app.store.deliveries(&ws, &q, &page).await?;
+    let found = app.store().deliveries(&ws, &q, &page).await?;
     let last = found.last().map(|d| d.id.clone());
     Ok(Json(list(found.iter().map(delivery_view).collect(), page.limit, last)))
 }
@@ -190,7 +190,7 @@ async fn attempts(
 ) -> Result<Json<Value>, ApiError> {
     load_delivery(&app, &ws, &id).await?;
     let records: Vec<Value> =
-        app.store.attempts(&id).await?.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
+        app.store().attempts(&id).await?.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
     Ok(Json(super::list_all(records)))
 }
 
@@ -257,6 +257,6 @@ async fn show_replay(
     _access: WorkspaceAccess,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = app.store.replay(&ws, &id).await?.ok_or_else(|| ApiError::not_found("replay", &id))?;
+    let job = app.store().replay(&ws, &id).await?.ok_or_else(|| ApiError::not_found("replay", &id))?;
     Ok(Json(replay_view(&job)))
 }

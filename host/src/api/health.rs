@@ -25,7 +25,7 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
-    let stuck = app.store.busy_for().filter(|d| *d > STORE_STUCK_AFTER);
+    let stuck = app.store().busy_for().filter(|d| *d > STORE_STUCK_AFTER);
     let workers = app.workers_up();
     let status = if stuck.is_none() && workers { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let store = match stuck {

@@ -32,7 +32,7 @@ pub fn router(app: &App) -> Router<AppState> {
         // Here rather than with the others in `api::router`: set before the
         // layers, the 405 answer passes through CORS (and so does a preflight).
         .method_not_allowed_fallback(super::extract::method_not_allowed)
-        .layer(DefaultBodyLimit::max(app.config.ingest.max_body_bytes))
+        .layer(DefaultBodyLimit::max(app.config().ingest.max_body_bytes))
         .layer(cors)
 }
 
@@ -47,8 +47,8 @@ async fn emit(
     let idempotency = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
     let rules = app.rules_for(&key.workspace).await?;
     let accept = plan(&rules, &key, &value, idempotency)?;
-    let mut accepted = app.store.accept_all(vec![accept]).await?;
-    app.wake.notify_one();
+    let mut accepted = app.store().accept_all(vec![accept]).await?;
+    app.wake().notify_one();
     Ok(match accepted.pop() {
         Some(Accepted::New(e)) => (StatusCode::CREATED, Json(json!({"event": record(&e)}))).into_response(),
         Some(Accepted::Duplicate(e)) => (StatusCode::OK, Json(json!({"event": record(&e)}))).into_response(),
@@ -73,8 +73,8 @@ async fn emit_bulk(
     let rules = app.rules_for(&key.workspace).await?;
     let planned: Vec<Result<Accept, ApiError>> = items.iter().map(|item| plan(&rules, &key, item, None)).collect();
     let accepts: Vec<Accept> = planned.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut accepted = if accepts.is_empty() { Vec::new() } else { app.store.accept_all(accepts).await? }.into_iter();
-    app.wake.notify_one();
+    let mut accepted = if accepts.is_empty() { Vec::new() } else { app.store().accept_all(accepts).await? }.into_iter();
+    app.wake().notify_one();
     let mut errors = 0;
     let records: Vec<Value> = planned
         .into_iter()
@@ -110,7 +110,7 @@ fn rate_limit(app: &App, key: &ApiKey, events: usize) -> Result<(), ApiError> {
 /// The body as JSON, or the error that names why not.
 fn json_body(app: &App, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let bytes = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(app.config.ingest.max_body_bytes),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(app.config().ingest.max_body_bytes),
         _ => ApiError::bad_request(format!("cannot read the body: {e}")),
     })?;
     super::extract::require_json(headers)?;

@@ -98,7 +98,7 @@ async fn list_rules(
 ) -> Result<Json<Value>, ApiError> {
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
     let rules: Vec<Rule> = app
-        .store
+        .store()
         .rules(&ws, &page)
         .await?
         .into_iter()

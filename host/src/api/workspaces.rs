@@ -65,7 +65,7 @@ async fn create(
     let name = req.name.trim();
     check_name("name", name)?;
     let ws = Workspace { id: new_id("ws-"), name: name.to_string(), created_at: now_ms() };
-    app.store.put_workspace(&ws).await?;
+    app.store().put_workspace(&ws).await?;
     let (publishable, pub_text) = mint_key(&ws.id, KeyKind::Publishable);
     let (secret, sec_text) = mint_key(&ws.id, KeyKind::Secret);
     app.put_key(&publishable).await?;
@@ -83,8 +83,8 @@ async fn list_workspaces(
 ) -> Result<Json<Value>, ApiError> {
     let page = p.page()?;
     let workspaces = match caller {
-        Caller::Admin => app.store.workspaces(&page).await?,
-        Caller::Workspace(k) => app.store.workspace(&k.workspace).await?.into_iter().collect(),
+        Caller::Admin => app.store().workspaces(&page).await?,
+        Caller::Workspace(k) => app.store().workspace(&k.workspace).await?.into_iter().collect(),
     };
     let last = workspaces.last().map(|w| w.id.clone());
     Ok(Json(list(workspaces.iter().map(view).collect(), page.limit, last)))
@@ -95,7 +95,7 @@ async fn show(
     _access: WorkspaceAccess,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    let found = app.store().workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     Ok(Json(view(&found)))
 }
 
@@ -116,7 +116,7 @@ async fn create_key(
     Path(ws): Path<String>,
     body: Option<Json<CreateKey>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    app.store.workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
+    app.store().workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let (key, text) = mint_key(&ws, req.kind.unwrap_or(KeyKind::Secret));
     app.put_key(&key).await?;
@@ -130,7 +130,7 @@ async fn list_keys(
     _access: WorkspaceAccess,
     Path(ws): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let keys = app.store.keys(&ws).await?;
+    let keys = app.store().keys(&ws).await?;
     Ok(Json(super::list_all(keys.iter().map(key_view).collect())))
 }
 
@@ -140,7 +140,7 @@ async fn revoke(
     Path((ws, key_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let mut key = app
-        .store
+        .store()
         .keys(&ws)
         .await?
         .into_iter()

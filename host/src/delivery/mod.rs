@@ -24,11 +24,11 @@ use crate::store::{ClaimPlan, Claimed};
 /// Run the scheduler until `shutdown`; then wait for in-flight attempts up to
 /// the grace period. Leases of attempts cut short expire and are retried.
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
-    let workers = Arc::new(Semaphore::new(app.config.delivery.concurrency));
+    let workers = Arc::new(Semaphore::new(app.config().delivery.concurrency));
     let limits = limits::Limits::default();
     let in_flight = in_flight::InFlight::default();
     let tracker = TaskTracker::new();
-    let lease_ms = app.config.delivery.lease.as_millis() as i64;
+    let lease_ms = app.config().delivery.lease.as_millis() as i64;
     loop {
         let free = workers.available_permits();
         let mut full = false;
@@ -38,12 +38,12 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 now,
                 lease_ms,
                 limit: free,
-                default_room: app.config.delivery.per_connection_concurrency,
+                default_room: app.config().delivery.per_connection_concurrency,
                 room: limits.rooms(now),
-                workers: app.config.delivery.concurrency,
+                workers: app.config().delivery.concurrency,
                 in_flight: in_flight.snapshot(),
             };
-            match app.store.claim_due(plan).await {
+            match app.store().claim_due(plan).await {
                 Ok(claimed) => {
                     full = claimed.len() == free;
                     for c in claimed {
@@ -53,7 +53,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                         tracker.spawn(async move {
                             dispatch(&app, &limits, c).await;
                             drop((started, permit));
-                            app.wake.notify_one();
+                            app.wake().notify_one();
                         });
                     }
                 }
@@ -67,12 +67,12 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         let sleep = next_wait(&app, &limits).await;
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = app.wake.notified() => {}
+            _ = app.wake().notified() => {}
             _ = tokio::time::sleep(sleep) => {}
         }
     }
     tracker.close();
-    if tokio::time::timeout(app.config.delivery.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(app.config().delivery.shutdown_grace, tracker.wait()).await.is_err() {
         tracing::warn!("in-flight attempts did not finish within the shutdown grace period; their leases will expire");
     }
 }
@@ -90,7 +90,7 @@ async fn dispatch(app: &App, limits: &limits::Limits, c: Claimed) {
             match limits.try_acquire(&connection.id, rate, max_in_flight, now) {
                 Ok(slot) => Some(slot),
                 Err(retry_at) => {
-                    if let Err(e) = app.store.release(&c.delivery.id, &lease, retry_at, now).await {
+                    if let Err(e) = app.store().release(&c.delivery.id, &lease, retry_at, now).await {
                         tracing::error!(delivery = %c.delivery.id, error = %e, "releasing a delivery");
                     }
                     return;
@@ -107,10 +107,10 @@ async fn dispatch(app: &App, limits: &limits::Limits, c: Claimed) {
 /// and attempts in flight allowed for a connection.
 fn connection_limits(app: &App, connection: &Connection) -> (Option<f64>, u32) {
     let rate = connection.rate_limit_per_second.or_else(|| {
-        let connector = app.registry.resolve(&connection.connector, &connection.version)?;
+        let connector = app.registry().resolve(&connection.connector, &connection.version)?;
         connector.manifest().default_rate_limit.map(|r| f64::from(r.requests) / f64::from(r.per_seconds))
     });
-    let cap = connection.concurrency.unwrap_or(app.config.delivery.per_connection_concurrency as u32);
+    let cap = connection.concurrency.unwrap_or(app.config().delivery.per_connection_concurrency as u32);
     // The API refuses values out of these ranges; records saved before it
     // did are clamped here, so a zero can neither stall nor spin the queue.
     let rate = rate.filter(|r| r.is_finite() && *r > 0.0).map(|r| r.min(10_000.0));
@@ -121,9 +121,9 @@ fn connection_limits(app: &App, connection: &Connection) -> (Option<f64>, u32) {
 /// poll interval. Whatever is due already was left by the last claim for
 /// want of room, which an ending attempt (a wake) or a token frees.
 async fn next_wait(app: &App, limits: &limits::Limits) -> Duration {
-    let poll = app.config.delivery.poll_interval.as_millis() as i64;
+    let poll = app.config().delivery.poll_interval.as_millis() as i64;
     let now = now_ms();
-    let due = app.store.next_due(now).await.ok().flatten();
+    let due = app.store().next_due(now).await.ok().flatten();
     let next = [due, limits.next_token_at()].into_iter().flatten().min();
     Duration::from_millis(next.map_or(poll, |at| (at - now).clamp(1, poll)) as u64)
 }

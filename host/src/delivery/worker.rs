@@ -36,12 +36,12 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
         park(app, &d, lease, now).await;
         return;
     }
-    let Some(connector) = app.registry.resolve(&connection.connector, &connection.version) else {
+    let Some(connector) = app.registry().resolve(&connection.connector, &connection.version) else {
         tracing::warn!(delivery = %d.id, connector = %connection.connector, version = %connection.version, "connector version not registered; waiting");
-        let _ = app.store.release(&d.id, lease, now + 5000, now).await;
+        let _ = app.store().release(&d.id, lease, now + 5000, now).await;
         return;
     };
-    if app.registry.is_blocked(&connection.connector, &connector.manifest().version) {
+    if app.registry().is_blocked(&connection.connector, &connector.manifest().version) {
         // Pinned to a version an operator blocked: wait, do not fail.
         pause_connection(app, &connection, InactiveReason::ConnectorVersionBlocked).await;
         park(app, &d, lease, now).await;
@@ -56,16 +56,16 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
         Ok(f) => f,
         Err(message) => {
             let record = synthetic(&connection, &connector.manifest().version, n, Outcome::MappingError, message);
-            let _ = app.store.finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
+            let _ = app.store().finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
             return;
         }
     };
-    let secrets = match app.master_key.open(&connection.sealed_secrets, &connection.id) {
+    let secrets = match app.master_key().open(&connection.sealed_secrets, &connection.id) {
         Ok(s) => SecretSet::new(s),
         Err(e) => {
             let record =
                 synthetic(&connection, &connector.manifest().version, n, Outcome::InternalError, e.to_string());
-            let _ = app.store.finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
+            let _ = app.store().finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
             return;
         }
     };
@@ -93,20 +93,20 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
         workspace: d.workspace.clone(),
         delivery: d.id.clone(),
     };
-    let record = app.runtime.invoke(&connector, invocation, labels).await;
-    let policy = RetryPolicy { schedule: app.config.retry.schedule.clone(), jitter: app.config.retry.jitter };
+    let record = app.runtime().invoke(&connector, invocation, labels).await;
+    let policy = RetryPolicy { schedule: app.config().retry.schedule.clone(), jitter: app.config().retry.jitter };
     let now = now_ms();
     let next = policy.next(record.outcome, n, record.retry_after_ms, now, rand::random());
     if record.outcome == Outcome::AuthFailed {
         pause_connection(app, &connection, InactiveReason::AuthenticationInvalid).await;
     }
-    match app.store.finish_attempt(&d.id, lease, &record, next.clone(), now).await {
+    match app.store().finish_attempt(&d.id, lease, &record, next.clone(), now).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(delivery = %d.id, "lease lost before the attempt finished; its record was dropped"),
         Err(e) => tracing::error!(delivery = %d.id, error = %e, "recording an attempt"),
     }
     if matches!(next, Next::Retry { at } if at <= now_ms()) {
-        app.wake.notify_one();
+        app.wake().notify_one();
     }
 }
 
@@ -158,13 +158,13 @@ async fn finish_without_run(app: &App, d: &Delivery, lease: &str, outcome: Outco
         steps: Vec::new(),
         logs: Vec::new(),
     };
-    let _ = app.store.finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
+    let _ = app.store().finish_attempt(&d.id, lease, &record, Next::Failed, now_ms()).await;
 }
 
 /// The connection is paused: the delivery waits, without an attempt, until
 /// the connection is fixed.
 async fn park(app: &App, d: &Delivery, lease: &str, now: i64) {
-    if let Err(e) = app.store.park(&d.id, lease, now).await {
+    if let Err(e) = app.store().park(&d.id, lease, now).await {
         tracing::error!(delivery = %d.id, error = %e, "parking a delivery");
     }
 }

@@ -49,7 +49,7 @@ pub struct ConnectionChange {
 }
 
 pub async fn create(app: &App, workspace: &str, new: NewConnection) -> Result<Connection> {
-    if app.store.workspace(workspace).await?.is_none() {
+    if app.store().workspace(workspace).await?.is_none() {
         return Err(OpError::not_found("workspace", workspace));
     }
     let connector = resolve(app, &new.connector, &new.version)?;
@@ -58,7 +58,7 @@ pub async fn create(app: &App, workspace: &str, new: NewConnection) -> Result<Co
     let now = now_ms();
     let id = new_id("conn_");
     let connection = Connection {
-        sealed_secrets: app.master_key.seal(&new.secrets, &id),
+        sealed_secrets: app.master_key().seal(&new.secrets, &id),
         id,
         workspace: workspace.to_string(),
         name: new.name,
@@ -73,7 +73,7 @@ pub async fn create(app: &App, workspace: &str, new: NewConnection) -> Result<Co
         created_at: now,
         updated_at: now,
     };
-    app.store.put_connection(&connection).await?;
+    app.store().put_connection(&connection).await?;
     Ok(connection)
 }
 
@@ -81,7 +81,7 @@ pub async fn create(app: &App, workspace: &str, new: NewConnection) -> Result<Co
 /// connection, `active: false` pauses it.
 pub async fn update(app: &App, workspace: &str, id: &str, change: ConnectionChange) -> Result<Connection> {
     let mut c = load(app, workspace, id).await?;
-    let mut secrets = app.master_key.open(&c.sealed_secrets, &c.id).map_err(|e| OpError::Sealed(e.to_string()))?;
+    let mut secrets = app.master_key().open(&c.sealed_secrets, &c.id).map_err(|e| OpError::Sealed(e.to_string()))?;
     let secrets_changed = !change.secrets.is_empty();
     let saved: Vec<String> = change.secrets.iter().filter(|(_, v)| v.is_some()).map(|(n, _)| n.clone()).collect();
     for (name, value) in change.secrets {
@@ -110,10 +110,10 @@ pub async fn update(app: &App, workspace: &str, id: &str, change: ConnectionChan
     if change.concurrency.is_some() {
         c.concurrency = change.concurrency;
     }
-    c.sealed_secrets = app.master_key.seal(&secrets, &c.id);
+    c.sealed_secrets = app.master_key().seal(&secrets, &c.id);
     c.secret_names = secrets.keys().cloned().collect();
     c.updated_at = now_ms();
-    app.store.put_connection(&c).await?;
+    app.store().put_connection(&c).await?;
     app.rules_changed(workspace);
     if change.active == Some(true) || (secrets_changed && change.active.is_none()) {
         resume(app, workspace, id).await?;
@@ -127,7 +127,7 @@ pub async fn update(app: &App, workspace: &str, id: &str, change: ConnectionChan
 /// their existence is a conflict.
 pub async fn remove(app: &App, workspace: &str, id: &str, force: bool) -> Result<()> {
     load(app, workspace, id).await?;
-    let rules = app.store.rules(workspace, &crate::store::Page { cursor: None, limit: usize::MAX }).await?;
+    let rules = app.store().rules(workspace, &crate::store::Page { cursor: None, limit: usize::MAX }).await?;
     let using: Vec<_> = rules.into_iter().filter(|r| r.connection == id).collect();
     if !using.is_empty() && !force {
         let ids: Vec<&str> = using.iter().map(|r| r.id.as_str()).collect();
@@ -137,18 +137,18 @@ pub async fn remove(app: &App, workspace: &str, id: &str, force: bool) -> Result
         )));
     }
     for r in using {
-        app.store.delete_rule(workspace, &r.id).await?;
+        app.store().delete_rule(workspace, &r.id).await?;
     }
-    app.store.delete_connection(workspace, id).await?;
+    app.store().delete_connection(workspace, id).await?;
     app.rules_changed(workspace);
     Ok(())
 }
 
 fn resolve(app: &App, connector: &str, version: &str) -> Result<LoadedConnector> {
-    if !app.registry.has(connector) {
+    if !app.registry().has(connector) {
         return Err(OpError::Refused(format!("unknown connector `{connector}`")));
     }
-    app.registry
+    app.registry()
         .resolve(connector, version)
         .ok_or_else(|| OpError::Refused(format!("connector `{connector}` has no version `{version}`")))
 }
@@ -196,7 +196,7 @@ async fn check(
             return Err(OpError::Refused(format!("secret `{}` is required: {}", spec.name, spec.description)));
         }
     }
-    match app.runtime.validate(connector, &settings.to_string()).await {
+    match app.runtime().validate(connector, &settings.to_string()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(OpError::Refused(format!("invalid settings: {message}"))),
         Err(e) => Err(OpError::Refused(format!("the connector failed to validate settings: {e}"))),
@@ -215,7 +215,7 @@ pub async fn pause(app: &App, workspace: &str, id: &str, reason: InactiveReason)
     c.active = false;
     c.inactive_reason = Some(reason);
     c.updated_at = now_ms();
-    app.store.put_connection(&c).await?;
+    app.store().put_connection(&c).await?;
     app.rules_changed(workspace);
     tracing::warn!(connection = %id, ?reason, "connection paused until it is fixed");
     Ok(true)
@@ -231,7 +231,7 @@ pub async fn resume(app: &App, workspace: &str, id: &str) -> Result<bool> {
     c.active = true;
     c.inactive_reason = None;
     c.updated_at = now_ms();
-    app.store.put_connection(&c).await?;
+    app.store().put_connection(&c).await?;
     app.rules_changed(workspace);
     resume_waiting(app, id).await?;
     Ok(true)
@@ -240,16 +240,16 @@ pub async fn resume(app: &App, workspace: &str, id: &str) -> Result<bool> {
 /// Queue again every delivery that waited for this connection.
 async fn resume_waiting(app: &App, connection: &str) -> Result<usize> {
     let now = now_ms();
-    let waiting = app.store.waiting(connection).await?;
+    let waiting = app.store().waiting(connection).await?;
     for delivery in &waiting {
-        app.store.requeue(delivery, now, now).await?;
+        app.store().requeue(delivery, now, now).await?;
     }
-    app.wake.notify_one();
+    app.wake().notify_one();
     Ok(waiting.len())
 }
 
 pub async fn load(app: &App, workspace: &str, id: &str) -> Result<Connection> {
-    app.store.connection(workspace, id).await?.ok_or_else(|| OpError::not_found("connection", id))
+    app.store().connection(workspace, id).await?.ok_or_else(|| OpError::not_found("connection", id))
 }
 
 /// Every connection of every workspace (for operations across tenants,
@@ -257,8 +257,8 @@ pub async fn load(app: &App, workspace: &str, id: &str) -> Result<Connection> {
 pub async fn everywhere(app: &App) -> Result<Vec<Connection>> {
     let everything = crate::store::Page { cursor: None, limit: usize::MAX };
     let mut out = Vec::new();
-    for ws in app.store.workspaces(&everything).await? {
-        out.extend(app.store.connections(&ws.id, &everything).await?);
+    for ws in app.store().workspaces(&everything).await? {
+        out.extend(app.store().connections(&ws.id, &everything).await?);
     }
     Ok(out)
 }

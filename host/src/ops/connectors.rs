@@ -9,10 +9,10 @@ use crate::model::InactiveReason;
 
 /// Block `name@version`; returns the connections paused.
 pub async fn block(app: &App, name: &str, version: &str) -> Result<Vec<String>> {
-    if !app.registry.set_blocked(name, version, true) {
+    if !app.registry().set_blocked(name, version, true) {
         return Err(OpError::not_found("connector version", format!("{name}@{version}")));
     }
-    app.registry
+    app.registry()
         .save_blocked(&app.uploads_dir())
         .await
         .map_err(|source| OpError::Disk { what: "the block", source })?;
@@ -32,10 +32,10 @@ pub async fn block(app: &App, name: &str, version: &str) -> Result<Vec<String>> 
 /// Unblock `name@version`; returns the connections resumed (those of the
 /// connector paused by a block).
 pub async fn unblock(app: &App, name: &str, version: &str) -> Result<Vec<String>> {
-    if !app.registry.set_blocked(name, version, false) {
+    if !app.registry().set_blocked(name, version, false) {
         return Err(OpError::not_found("connector version", format!("{name}@{version}")));
     }
-    app.registry
+    app.registry()
         .save_blocked(&app.uploads_dir())
         .await
         .map_err(|source| OpError::Disk { what: "the block", source })?;

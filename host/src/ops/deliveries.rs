@@ -9,7 +9,11 @@ use crate::model::{Delivery, DeliveryStatus, ReplayJob, ReplayState, new_id, now
 /// The workspace's delivery. Deliveries are keyed globally; the workspace
 /// check keeps tenants apart.
 pub async fn load(app: &App, workspace: &str, id: &str) -> Result<Delivery> {
-    app.store.delivery(id).await?.filter(|d| d.workspace == workspace).ok_or_else(|| OpError::not_found("delivery", id))
+    app.store()
+        .delivery(id)
+        .await?
+        .filter(|d| d.workspace == workspace)
+        .ok_or_else(|| OpError::not_found("delivery", id))
 }
 
 /// Make a delivery due now (an attempt sooner than its retry schedule, or
@@ -24,8 +28,8 @@ pub async fn retry(app: &App, workspace: &str, id: &str) -> Result<Delivery> {
         return Err(OpError::TooEarly("the delivery is already due within a second".into()));
     }
     let updated =
-        app.store.requeue(id, now, now).await?.ok_or_else(|| OpError::TooEarly("an attempt is in flight".into()))?;
-    app.wake.notify_one();
+        app.store().requeue(id, now, now).await?.ok_or_else(|| OpError::TooEarly("an attempt is in flight".into()))?;
+    app.wake().notify_one();
     Ok(updated)
 }
 
@@ -35,7 +39,7 @@ pub async fn cancel(app: &App, workspace: &str, id: &str) -> Result<Delivery> {
     if d.status.is_final() {
         return Err(OpError::Conflict(format!("the delivery is already {}", d.status.as_str())));
     }
-    app.store.cancel(id, now_ms()).await?.ok_or_else(|| OpError::Conflict("the delivery is already final".into()))
+    app.store().cancel(id, now_ms()).await?.ok_or_else(|| OpError::Conflict("the delivery is already final".into()))
 }
 
 /// What a replay selects: final deliveries of one status, optionally of one
@@ -52,7 +56,7 @@ pub struct ReplayFilter {
 /// Record a replay job (durably, before any work: a crash mid-replay
 /// resumes it at start), then run it.
 pub async fn replay(app: &App, workspace: &str, filter: ReplayFilter) -> Result<ReplayJob> {
-    if app.store.workspace(workspace).await?.is_none() {
+    if app.store().workspace(workspace).await?.is_none() {
         return Err(OpError::not_found("workspace", workspace));
     }
     if !matches!(filter.status, DeliveryStatus::Failed | DeliveryStatus::Completed | DeliveryStatus::Canceled) {
@@ -74,7 +78,7 @@ pub async fn replay(app: &App, workspace: &str, filter: ReplayFilter) -> Result<
         state: ReplayState::Pending,
         created_at: now_ms(),
     };
-    app.store.put_replay(&job).await?;
+    app.store().put_replay(&job).await?;
     super::replay::run(app, &mut job).await?;
     Ok(job)
 }

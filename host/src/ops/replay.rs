@@ -16,11 +16,11 @@ pub async fn run(app: &App, job: &mut ReplayJob) -> Result<(), StoreError> {
     };
     let mut page = Page { cursor: None, limit: 500 };
     loop {
-        let batch = app.store.deliveries(&job.workspace, &q, &page).await?;
+        let batch = app.store().deliveries(&job.workspace, &q, &page).await?;
         let now = now_ms();
         for d in &batch {
             job.matched += 1;
-            if app.store.requeue(&d.id, now, now).await?.is_some() {
+            if app.store().requeue(&d.id, now, now).await?.is_some() {
                 job.requeued += 1;
             }
         }
@@ -30,7 +30,7 @@ pub async fn run(app: &App, job: &mut ReplayJob) -> Result<(), StoreError> {
         page.cursor = batch.last().map(|d| d.id.clone());
     }
     job.state = ReplayState::Completed;
-    app.store.put_replay(job).await?;
-    app.wake.notify_one();
+    app.store().put_replay(job).await?;
+    app.wake().notify_one();
     Ok(())
 }

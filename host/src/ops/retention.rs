@@ -18,13 +18,13 @@ const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Retention (hourly) and expired connector-cache entries (every minute).
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
-    let keep_ms = i64::from(app.config.retention.days) * 24 * 3600 * 1000;
+    let keep_ms = i64::from(app.config().retention.days) * 24 * 3600 * 1000;
     let mut retention_due = tokio::time::Instant::now();
     loop {
         let now = now_ms();
-        in_steps("connector cache sweep", &shutdown, || app.store.cache_sweep(now, SWEEP_STEP)).await;
+        in_steps("connector cache sweep", &shutdown, || app.store().cache_sweep(now, SWEEP_STEP)).await;
         if tokio::time::Instant::now() >= retention_due {
-            in_steps("retention sweep", &shutdown, || app.store.sweep(now - keep_ms, SWEEP_STEP)).await;
+            in_steps("retention sweep", &shutdown, || app.store().sweep(now - keep_ms, SWEEP_STEP)).await;
             retention_due += Duration::from_secs(3600);
         }
         tokio::select! {

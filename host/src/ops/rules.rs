@@ -13,22 +13,22 @@ use crate::routing::fields::{FieldError, FieldTemplates};
 use crate::routing::filter::Filter;
 
 pub async fn load(app: &App, workspace: &str, id: &str) -> Result<Rule> {
-    app.store.rule(workspace, id).await?.ok_or_else(|| OpError::not_found("rule", id))
+    app.store().rule(workspace, id).await?.ok_or_else(|| OpError::not_found("rule", id))
 }
 
 /// Save a new or changed rule after checking it.
 pub async fn save(app: &App, rule: Rule) -> Result<Rule> {
-    if app.store.workspace(&rule.workspace).await?.is_none() {
+    if app.store().workspace(&rule.workspace).await?.is_none() {
         return Err(OpError::not_found("workspace", &rule.workspace));
     }
     check(app, &rule).await?;
-    app.store.put_rule(&rule).await?;
+    app.store().put_rule(&rule).await?;
     app.rules_changed(&rule.workspace);
     Ok(rule)
 }
 
 pub async fn remove(app: &App, workspace: &str, id: &str) -> Result<()> {
-    if !app.store.delete_rule(workspace, id).await? {
+    if !app.store().delete_rule(workspace, id).await? {
         return Err(OpError::not_found("rule", id));
     }
     app.rules_changed(workspace);
@@ -38,11 +38,11 @@ pub async fn remove(app: &App, workspace: &str, id: &str) -> Result<()> {
 /// Everything a rule refers to must exist and parse, within its limits.
 async fn check(app: &App, r: &Rule) -> Result<()> {
     let connection = app
-        .store
+        .store()
         .connection(&r.workspace, &r.connection)
         .await?
         .ok_or_else(|| OpError::Refused(format!("connection `{}` not found in this workspace", r.connection)))?;
-    if let Some(connector) = app.registry.resolve(&connection.connector, &connection.version)
+    if let Some(connector) = app.registry().resolve(&connection.connector, &connection.version)
         && !connector.manifest().actions.iter().any(|a| a.name == r.action)
     {
         let names: Vec<&str> = connector.manifest().actions.iter().map(|a| a.name.as_str()).collect();
