@@ -9,13 +9,7 @@ use crate::model::InactiveReason;
 
 /// Block `name@version`; returns the connections paused.
 pub async fn block(app: &App, name: &str, version: &str) -> Result<Vec<String>> {
-    if !app.registry().set_blocked(name, version, true) {
-        return Err(OpError::not_found("connector version", format!("{name}@{version}")));
-    }
-    app.registry()
-        .save_blocked(&app.uploads_dir())
-        .await
-        .map_err(|source| OpError::Disk { what: "the block", source })?;
+    set_blocked(app, name, version, true).await?;
     let mut paused = Vec::new();
     for c in connections::everywhere(app).await? {
         if c.connector == name
@@ -32,13 +26,7 @@ pub async fn block(app: &App, name: &str, version: &str) -> Result<Vec<String>> 
 /// Unblock `name@version`; returns the connections resumed (those of the
 /// connector paused by a block).
 pub async fn unblock(app: &App, name: &str, version: &str) -> Result<Vec<String>> {
-    if !app.registry().set_blocked(name, version, false) {
-        return Err(OpError::not_found("connector version", format!("{name}@{version}")));
-    }
-    app.registry()
-        .save_blocked(&app.uploads_dir())
-        .await
-        .map_err(|source| OpError::Disk { what: "the block", source })?;
+    set_blocked(app, name, version, false).await?;
     let mut resumed = Vec::new();
     for c in connections::everywhere(app).await? {
         if c.connector == name
@@ -49,4 +37,12 @@ pub async fn unblock(app: &App, name: &str, version: &str) -> Result<Vec<String>
         }
     }
     Ok(resumed)
+}
+
+/// Mark the version in the registry and record every block on disk.
+async fn set_blocked(app: &App, name: &str, version: &str, blocked: bool) -> Result<()> {
+    if !app.registry().set_blocked(name, version, blocked) {
+        return Err(OpError::not_found("connector version", format!("{name}@{version}")));
+    }
+    app.registry().save_blocked(&app.uploads_dir()).await.map_err(|source| OpError::Disk { what: "the block", source })
 }
