@@ -9,9 +9,10 @@
 //! sandbox, running the connector versions of the [`registry`] ([`devmode`]
 //! reloads them); [`egress`] decides where a connector may connect;
 //! [`secrets`] substitutes, scrubs and seals secrets, with [`redact`] finding
-//! their encoded forms; [`outcome`] is the outcome codes; [`attempt`] is the
-//! record users see; [`time`] reads the clock and writes instants; [`cli`] is
-//! the command line; `fault` holds test-only fault hooks.
+//! their encoded forms; [`keys`] mints and hashes API keys; [`outcome`] is
+//! the outcome codes; [`attempt`] is the record users see; [`time`] reads the
+//! clock and writes instants; [`cli`] is the command line; `fault` holds
+//! test-only fault hooks.
 
 pub mod api;
 pub mod app;
@@ -23,6 +24,7 @@ pub mod devmode;
 pub mod egress;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub mod keys;
 pub mod model;
 pub mod ops;
 pub mod outcome;

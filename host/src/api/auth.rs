@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::app::App;
+use crate::keys::{hash_key, is_publishable_format};
 use crate::model::{ApiKey, KeyKind};
 
 #[derive(Debug, Clone)]
@@ -95,14 +96,6 @@ impl axum::extract::FromRequestParts<super::AppState> for AdminOnly {
     }
 }
 
-pub fn hash_key(key: &str) -> String {
-    hex(&Sha256::digest(key.as_bytes()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The management API's caller, from `Authorization: Bearer …`.
 pub async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
@@ -149,25 +142,4 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// `^mesh_pub_([A-Za-z0-9\-.]+)_([A-Za-z0-9\-.]+)_([^_]+)$`, without a regex engine.
-pub fn is_publishable_format(key: &str) -> bool {
-    let Some(rest) = key.strip_prefix("mesh_pub_") else { return false };
-    let parts: Vec<&str> = rest.split('_').collect();
-    let ident = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    parts.len() == 3 && ident(parts[0]) && ident(parts[1]) && !parts[2].is_empty()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publishable_keys_follow_the_meshes_grammar() {
-        assert!(is_publishable_format("mesh_pub_ws-01J.x_key-01J_Zx9q"));
-        assert!(!is_publishable_format("mesh_pub_ws_01J_key_x"), "underscores split groups");
-        assert!(!is_publishable_format("mesh_pub_ws-1_key-1_"));
-        assert!(!is_publishable_format("mesh_sec_abc"));
-    }
 }

@@ -16,9 +16,8 @@ use serde_json::{Value, json};
 
 use super::auth::WorkspaceAccess;
 use super::limits::{MAX_SETTINGS_BYTES, check_optional_name};
-use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
-use crate::app::App;
-use crate::model::{Connection, rfc3339};
+use super::views::{ConnectionView, List};
+use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
 use crate::ops;
 
 /// Deliveries per second a connection may ask for, exclusive of zero: a
@@ -64,15 +63,6 @@ struct UpdateConnection {
     active: Option<bool>,
     rate_limit_per_second: Option<Value>,
     concurrency: Option<Value>,
-}
-
-pub fn view(c: &Connection) -> Value {
-    json!({
-        "id": c.id, "workspace": c.workspace, "name": c.name, "connector": c.connector, "version": c.version,
-        "settings": c.settings, "secrets": c.secret_names, "active": c.active, "inactive_reason": c.inactive_reason,
-        "rate_limit_per_second": c.rate_limit_per_second, "concurrency": c.concurrency,
-        "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
-    })
 }
 
 /// Names, references and new settings within their bounds; `None` is a
@@ -121,10 +111,9 @@ fn limits(rate: Option<Value>, concurrency: Option<Value>) -> Result<(Option<f64
 
 async fn create(
     State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path(ws): Path<String>,
+    access: WorkspaceAccess,
     Json(req): Json<CreateConnection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
     check_fields(Some(&req.name), Some(&req.connector), req.version.as_deref(), req.settings.as_ref())?;
     let (rate_limit_per_second, concurrency) = limits(req.rate_limit_per_second, req.concurrency)?;
     let new = ops::connections::NewConnection {
@@ -136,40 +125,31 @@ async fn create(
         rate_limit_per_second,
         concurrency,
     };
-    let connection = ops::connections::create(&app, &ws, new).await?;
-    Ok((StatusCode::CREATED, Json(view(&connection))))
+    let connection = ops::connections::create(&app, &access.workspace, new).await?;
+    Ok((StatusCode::CREATED, Json((&connection).into())))
 }
 
 async fn list_connections(
     State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path(ws): Path<String>,
+    access: WorkspaceAccess,
     Query(p): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer<List<ConnectionView>> {
     let page = p.page()?;
-    let all = app.store().connections(&ws, &page).await?;
+    let all = app.store().connections(&access.workspace, &page).await?;
     let last = all.last().map(|c| c.id.clone());
-    Ok(Json(list(all.iter().map(view).collect(), page.limit, last)))
+    Ok(Json(List::page(all.iter().map(Into::into).collect(), page.limit, last)))
 }
 
-async fn load(app: &App, ws: &str, id: &str) -> Result<Connection, ApiError> {
-    Ok(ops::connections::load(app, ws, id).await?)
-}
-
-async fn show(
-    State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path((ws, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view(&load(&app, &ws, &id).await?)))
+async fn show(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<ConnectionView> {
+    Ok(Json((&ops::connections::load(&app, &access.workspace, &id).await?).into()))
 }
 
 async fn update(
     State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path((ws, id)): Path<(String, String)>,
+    access: WorkspaceAccess,
+    Id(id): Id,
     Json(req): Json<UpdateConnection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer<ConnectionView> {
     check_fields(req.name.as_deref(), None, req.version.as_deref(), req.settings.as_ref())?;
     let (rate_limit_per_second, concurrency) = limits(req.rate_limit_per_second, req.concurrency)?;
     let change = ops::connections::ConnectionChange {
@@ -181,7 +161,7 @@ async fn update(
         rate_limit_per_second,
         concurrency,
     };
-    Ok(Json(view(&ops::connections::update(&app, &ws, &id, change).await?)))
+    Ok(Json((&ops::connections::update(&app, &access.workspace, &id, change).await?).into()))
 }
 
 #[derive(Deserialize)]
@@ -191,10 +171,10 @@ struct DeleteParams {
 
 async fn remove(
     State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path((ws, id)): Path<(String, String)>,
+    access: WorkspaceAccess,
+    Id(id): Id,
     Query(p): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
-    ops::connections::remove(&app, &ws, &id, p.force == Some(true)).await?;
+    ops::connections::remove(&app, &access.workspace, &id, p.force == Some(true)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,20 +1,21 @@
-//! The connector registry API: upload a component as a
-//! new version (validated in the sandbox before anything is kept), list
-//! versions, delete one no connection pins, and a workspace's view of the
-//! connectors it has enabled through its connections.
+//! The connector registry API (admin): upload a component as a new version,
+//! list versions, delete, block and unblock one (the rules are in
+//! `ops::connectors`); and a workspace's view of the connectors it has
+//! enabled through its connections.
 
+use std::collections::BTreeMap;
+
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
-use serde_json::{Value, json};
 
 use super::auth::{AdminOnly, WorkspaceAccess};
-use super::{ApiError, AppState, Path};
+use super::views::{BlockView, ConnectorView, EnabledConnection, EnabledConnector, List, UploadedView, VersionView};
+use super::{Answer, ApiError, AppState, Json, Path};
 use crate::ops;
-use crate::registry::{Entry, Origin, RegistryError};
 use crate::store::Page;
 
 /// Components larger than this are refused before they are read further.
@@ -31,35 +32,19 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/workspaces/{ws}/connectors", get(enabled))
 }
 
-fn version_view(e: &Entry) -> Value {
-    let m = e.connector.manifest();
-    json!({"version": m.version, "origin": e.origin, "blocked": e.blocked,
-           "artifact": if e.compiled { "compiled" } else { "cached" }, "manifest": m})
-}
-
-async fn list(State(app): State<AppState>, _admin: AdminOnly) -> Result<Json<Value>, ApiError> {
-    let records: Vec<Value> = app
-        .registry()
-        .list()
-        .iter()
-        .map(|(name, versions)| {
-            let latest = versions.last().map(|e| e.connector.manifest().clone());
-            json!({"name": name, "versions": versions.iter().map(|e| e.connector.manifest().version.clone()).collect::<Vec<_>>(),
-                   "latest": latest.as_ref().map(|m| m.version.clone()), "manifest": latest})
-        })
-        .collect();
-    Ok(Json(super::list_all(records)))
+async fn list(State(app): State<AppState>, _admin: AdminOnly) -> Answer<List<ConnectorView>> {
+    let records = app.registry().list().iter().map(|(name, versions)| ConnectorView::new(name, versions)).collect();
+    Ok(Json(List::all(records)))
 }
 
 async fn versions(
     State(app): State<AppState>,
     _admin: AdminOnly,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer<List<VersionView>> {
     let all = app.registry().list();
     let (_, versions) = all.iter().find(|(n, _)| *n == name).ok_or_else(|| ApiError::not_found("connector", &name))?;
-    let records: Vec<Value> = versions.iter().map(version_view).collect();
-    Ok(Json(super::list_all(records)))
+    Ok(Json(List::all(versions.iter().map(Into::into).collect())))
 }
 
 async fn upload(
@@ -67,7 +52,7 @@ async fn upload(
     _admin: AdminOnly,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UploadedView>), ApiError> {
     let bytes = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -78,116 +63,51 @@ async fn upload(
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the body must be the component's bytes (application/wasm)"));
     }
-    let (connector, compiled) = app
-        .runtime()
-        .load_cached(&bytes, &app.artifacts_dir())
-        .await
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let m = connector.manifest().clone();
-    if m.name != name {
-        return Err(ApiError::unprocessable(format!("the component describes itself as `{}`, not `{name}`", m.name)));
-    }
-    // Check before writing anything, then register under the same rule.
-    if let Some((_, existing)) = app.registry().list().into_iter().find(|(n, _)| *n == name)
-        && let Some(latest) = existing.last()
-    {
-        let latest = semver::Version::parse(&latest.connector.manifest().version).ok();
-        let new = semver::Version::parse(&m.version).ok();
-        if latest >= new {
-            return Err(ApiError::conflict(format!(
-                "connector `{name}` already has version {}; upload a greater version",
-                latest.map(|v| v.to_string()).unwrap_or_default()
-            )));
-        }
-    }
-    let dir = app.uploads_dir();
-    let file = dir.join(format!("{name}-{}.wasm", m.version));
-    let stored = match tokio::fs::create_dir_all(&dir).await {
-        Ok(()) => tokio::fs::write(&file, &bytes).await,
-        Err(e) => Err(e),
-    };
-    stored.map_err(|e| ApiError::unavailable(format!("cannot store the component: {e}")))?;
-    match app.registry().register(Entry { connector, origin: Origin::Uploaded, compiled, blocked: false }) {
-        Ok(()) => {}
-        Err(RegistryError::NotGreater { existing, .. }) => {
-            let _ = tokio::fs::remove_file(&file).await;
-            return Err(ApiError::conflict(format!("connector `{name}` already has version {existing}")));
-        }
-        Err(e) => return Err(ApiError::unprocessable(e.to_string())),
-    }
-    tracing::info!(connector = %name, version = %m.version, "connector version uploaded and live");
-    Ok((StatusCode::CREATED, Json(json!({"name": name, "version": m.version, "manifest": m}))))
+    let manifest = ops::connectors::upload(&app, &name, &bytes).await?;
+    Ok((StatusCode::CREATED, Json(UploadedView { name, version: manifest.version.clone(), manifest })))
 }
 
-/// Every connection of every workspace.
 async fn remove(
     State(app): State<AppState>,
     _admin: AdminOnly,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if app.registry().resolve(&name, &version).is_none() {
-        return Err(ApiError::not_found("connector version", &format!("{name}@{version}")));
-    }
-    let pinned: Vec<String> = ops::connections::everywhere(&app)
-        .await?
-        .into_iter()
-        .filter(|c| c.connector == name && c.version == version)
-        .map(|c| c.id)
-        .collect();
-    if !pinned.is_empty() {
-        return Err(ApiError::conflict(format!("connections pin {name}@{version}: {}", pinned.join(", "))));
-    }
-    if let Some(entry) = app.registry().remove(&name, &version)
-        && entry.origin == Origin::Uploaded
-    {
-        let _ = tokio::fs::remove_file(app.uploads_dir().join(format!("{name}-{version}.wasm"))).await;
-    }
+    ops::connectors::remove(&app, &name, &version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// What the workspace has enabled: its connections grouped by connector,
 /// with the version each resolves to now and its health.
-async fn enabled(
-    State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path(ws): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    app.store().workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    let connections = app.store().connections(&ws, &Page { cursor: None, limit: usize::MAX }).await?;
-    let mut by_connector: std::collections::BTreeMap<String, Vec<Value>> = std::collections::BTreeMap::new();
+async fn enabled(State(app): State<AppState>, access: WorkspaceAccess) -> Answer<List<EnabledConnector>> {
+    let ws = ops::workspaces::load(&app, &access.workspace).await?;
+    let connections = app.store().connections(&ws.id, &Page { cursor: None, limit: usize::MAX }).await?;
+    let mut by_connector: BTreeMap<String, Vec<EnabledConnection>> = BTreeMap::new();
     for c in &connections {
         let resolved = app.registry().resolve(&c.connector, &c.version).map(|l| l.manifest().version.clone());
-        by_connector.entry(c.connector.clone()).or_default().push(json!({
-            "connection": c.id, "name": c.name, "version": c.version, "resolved_version": resolved,
-            "active": c.active && resolved.is_some(),
-            "inactive_reason": if resolved.is_none() { json!("connector_version_missing") } else { json!(c.inactive_reason) },
-        }));
+        by_connector.entry(c.connector.clone()).or_default().push(EnabledConnection::new(c, resolved));
     }
-    let records: Vec<Value> = by_connector
-        .into_iter()
-        .map(|(connector, connections)| json!({"connector": connector, "connections": connections}))
-        .collect();
-    Ok(Json(super::list_all(records)))
+    let records =
+        by_connector.into_iter().map(|(connector, connections)| EnabledConnector { connector, connections }).collect();
+    Ok(Json(List::all(records)))
 }
 
-/// The blocked versions, as `name@version`, kept in the data dir so a block
-/// survives restarts.
 /// Block a version everywhere: `latest` falls back to the newest unblocked
-/// version, connections pinned to it pause (their deliveries wait).
+/// version, connections pinned to it pause (their deliveries wait). The
+/// block outlives restarts.
 async fn block(
     State(app): State<AppState>,
     _admin: AdminOnly,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer<BlockView> {
     let paused = ops::connectors::block(&app, &name, &version).await?;
-    Ok(Json(json!({"name": name, "version": version, "blocked": true, "paused_connections": paused})))
+    Ok(Json(BlockView { name, version, blocked: true, paused_connections: Some(paused), resumed_connections: None }))
 }
 
 async fn unblock(
     State(app): State<AppState>,
     _admin: AdminOnly,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer<BlockView> {
     let resumed = ops::connectors::unblock(&app, &name, &version).await?;
-    Ok(Json(json!({"name": name, "version": version, "blocked": false, "resumed_connections": resumed})))
+    Ok(Json(BlockView { name, version, blocked: false, paused_connections: None, resumed_connections: Some(resumed) }))
 }

@@ -1,7 +1,7 @@
 //! The API's extractors and fallbacks, so that every request the API refuses
 //! is answered with an `ApiError` (JSON `{"message", "error"?}`), never with
 //! axum's plain-text rejections: `Json` (413, 415, 400 malformed, 422 wrong
-//! shape or too deep), `Path`, `Query`, and the 404 and 405 fallbacks.
+//! shape or too deep), `Path`, `Id`, `Query`, and the 404 and 405 fallbacks.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -170,6 +170,24 @@ where
             .await
             .map(|p| Path(p.0))
             .map_err(|e| ApiError::new(e.status(), format!("invalid path: {}", e.body_text())))
+    }
+}
+
+/// The `{id}` segment of the path: which record of the workspace a route
+/// names (the workspace itself comes with `auth::WorkspaceAccess`).
+#[derive(Debug)]
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
+        match params.into_iter().find(|(name, _)| name == "id") {
+            Some((_, id)) => Ok(Id(id)),
+            // A route without `{id}` using this extractor is a programming error.
+            None => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "route has no id")),
+        }
     }
 }
 

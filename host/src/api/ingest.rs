@@ -4,21 +4,23 @@
 //! every delivery it caused are fsync'd.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tower_http::cors::{Any, CorsLayer};
 
-use super::auth::{hash_key, ingest_key};
+use super::auth::ingest_key;
 use super::limits::{MAX_DEPTH, MAX_EVENT_FIELD_BYTES, nests_deeper};
+use super::views::EventRecord;
 use super::{ApiError, AppState};
 use crate::app::App;
 use crate::app::CompiledRule;
-use crate::model::{ApiKey, Delivery, DeliveryStatus, Event, new_id, now_ms, rfc3339};
+use crate::keys::hash_key;
+use crate::model::{ApiKey, Delivery, DeliveryStatus, Event, new_id, now_ms};
 use crate::store::{Accept, Accepted};
 
 const MAX_BULK: usize = 100;
@@ -36,34 +38,50 @@ pub fn router(app: &App) -> Router<AppState> {
         .layer(cors)
 }
 
+/// An ingest request: the workspace key that sent it (checked before the
+/// body is read), its JSON body, and its `Idempotency-Key` header.
+struct Ingest {
+    key: ApiKey,
+    body: Value,
+    idempotency_key: Option<String>,
+}
+
+impl FromRequest<AppState> for Ingest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let key = ingest_key(app, req.headers()).await?;
+        let idempotency_key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+        // Checked now, answered after the body: an oversized body is a 413 whatever its type.
+        let content_type = super::extract::require_json(req.headers());
+        let bytes = Bytes::from_request(req, app).await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(app.config().ingest.max_body_bytes),
+            _ => ApiError::bad_request(format!("cannot read the body: {e}")),
+        })?;
+        content_type?;
+        let body = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+        Ok(Ingest { key, body, idempotency_key })
+    }
+}
+
 async fn emit(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Ingest { key, body, idempotency_key }: Ingest,
 ) -> Result<Response, ApiError> {
-    let key = ingest_key(&app, &headers).await?;
-    let value = json_body(&app, &headers, body)?;
     rate_limit(&app, &key, 1)?;
-    let idempotency = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
     let rules = app.rules_for(&key.workspace).await?;
-    let accept = plan(&rules, &key, &value, idempotency)?;
+    let accept = plan(&rules, &key, &body, idempotency_key)?;
     let mut accepted = app.store().accept_all(vec![accept]).await?;
     app.wake().notify_one();
     Ok(match accepted.pop() {
-        Some(Accepted::New(e)) => (StatusCode::CREATED, Json(json!({"event": record(&e)}))).into_response(),
-        Some(Accepted::Duplicate(e)) => (StatusCode::OK, Json(json!({"event": record(&e)}))).into_response(),
+        Some(Accepted::New(e)) => (StatusCode::CREATED, Json(Ingested { event: (&e).into() })).into_response(),
+        Some(Accepted::Duplicate(e)) => (StatusCode::OK, Json(Ingested { event: (&e).into() })).into_response(),
         None => return Err(ApiError::unavailable("the store did not answer")),
     })
 }
 
-async fn emit_bulk(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let key = ingest_key(&app, &headers).await?;
-    let value = json_body(&app, &headers, body)?;
-    let Value::Array(items) = value else {
+async fn emit_bulk(State(app): State<AppState>, Ingest { key, body, .. }: Ingest) -> Result<Response, ApiError> {
+    let Value::Array(items) = body else {
         return Err(ApiError::bad_request("bulk body must be a JSON array of events"));
     };
     if items.is_empty() || items.len() > MAX_BULK {
@@ -80,7 +98,7 @@ async fn emit_bulk(
         .into_iter()
         .map(|p| match p {
             Ok(_) => match accepted.next() {
-                Some(Accepted::New(e) | Accepted::Duplicate(e)) => record(&e),
+                Some(Accepted::New(e) | Accepted::Duplicate(e)) => json!(EventRecord::from(&e)),
                 None => json!({"message": "not stored"}),
             },
             Err(e) => {
@@ -89,15 +107,13 @@ async fn emit_bulk(
             }
         })
         .collect();
-    let count = records.len() - errors;
-    let (status, body) = match errors {
-        0 => (StatusCode::CREATED, json!({"count": count, "records": records})),
-        e if e == records.len() => {
-            (StatusCode::BAD_REQUEST, json!({"count": 0, "error_count": errors, "records": records}))
-        }
-        _ => (StatusCode::MULTI_STATUS, json!({"count": count, "error_count": errors, "records": records})),
+    let status = match errors {
+        0 => StatusCode::CREATED,
+        e if e == records.len() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::MULTI_STATUS,
     };
-    Ok((status, Json(body)).into_response())
+    let answer = BulkIngested { count: records.len() - errors, error_count: (errors > 0).then_some(errors), records };
+    Ok((status, Json(answer)).into_response())
 }
 
 fn rate_limit(app: &App, key: &ApiKey, events: usize) -> Result<(), ApiError> {
@@ -105,16 +121,6 @@ fn rate_limit(app: &App, key: &ApiKey, events: usize) -> Result<(), ApiError> {
         retry_after: Some(retry_after),
         ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("workspace `{}` is over its ingest rate", key.workspace))
     })
-}
-
-/// The body as JSON, or the error that names why not.
-fn json_body(app: &App, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let bytes = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(app.config().ingest.max_body_bytes),
-        _ => ApiError::bad_request(format!("cannot read the body: {e}")),
-    })?;
-    super::extract::require_json(headers)?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
 /// Validate one event body and plan its deliveries.
@@ -214,16 +220,17 @@ fn optional_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&
     }
 }
 
-/// The Meshes event record.
-pub fn record(e: &Event) -> Value {
-    json!({
-        "id": e.id,
-        "type": "event",
-        "event": e.event,
-        "workspace": e.workspace,
-        "created_by": e.created_by,
-        "created_at": rfc3339(e.created_at),
-        "resource": e.resource,
-        "resource_id": e.resource_id,
-    })
+/// Ingest's answer for one event: `{"event": record}`.
+#[derive(Serialize)]
+struct Ingested {
+    event: EventRecord,
+}
+
+/// The bulk answer: a record or an error per item, in the body's order.
+#[derive(Serialize)]
+struct BulkIngested {
+    count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_count: Option<usize>,
+    records: Vec<Value>,
 }

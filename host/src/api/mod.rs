@@ -1,6 +1,7 @@
-//! The HTTP API: one `router()` per resource, merged here. Handlers return
-//! `Result<_, ApiError>`; auth is checked in each handler through `Caller`.
-//! Every refusal is JSON: the extractors in `extract` and the 404/405
+//! The HTTP API: one `router()` per resource, merged here. Handlers are
+//! extract → call → view: access comes in as an extractor (`auth`), the
+//! state change is an `ops` call, the answer a `views` type; every refusal
+//! is an `ApiError`, and JSON: the extractors in `extract` and the 404/405
 //! fallbacks set here stand in for axum's plain-text answers.
 
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod health;
 pub mod ingest;
 pub mod limits;
 pub mod rules;
+pub mod views;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -20,13 +22,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::app::App;
 pub use error::ApiError;
-pub use extract::{Json, Path, Query};
+pub use extract::{Id, Json, Path, Query};
 
 pub type AppState = Arc<App>;
+
+/// What a handler answers: a JSON view, or a refusal.
+pub type Answer<T> = Result<Json<T>, ApiError>;
 
 pub fn router(app: AppState) -> Router {
     let management = Router::new()
@@ -73,17 +77,4 @@ impl PageParams {
         }
         Ok(crate::store::Page { cursor: self.cursor.clone(), limit })
     }
-}
-
-/// The list envelope: `{"count", "limit", "next_cursor", "records"}`.
-pub fn list(records: Vec<Value>, limit: usize, last_id: Option<String>) -> Value {
-    let next_cursor = if records.len() == limit { last_id } else { None };
-    json!({"count": records.len(), "limit": limit, "next_cursor": next_cursor, "records": records})
-}
-
-/// The list envelope for a complete, unpaginated list (the `limit` is the
-/// count, so no `next_cursor`).
-pub fn list_all(records: Vec<Value>) -> Value {
-    let n = records.len();
-    json!({"count": n, "limit": n, "next_cursor": null, "records": records})
 }

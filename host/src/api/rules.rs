@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use super::auth::WorkspaceAccess;
 use super::limits::{check_event_field, check_name};
-use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
-use crate::app::App;
-use crate::model::{Rule, new_id, now_ms, rfc3339};
+use super::views::{List, RuleView};
+use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
+use crate::model::{Rule, new_id, now_ms};
 use crate::ops;
 
 pub fn router() -> Router<AppState> {
@@ -37,14 +37,6 @@ struct RuleBody {
     active: Option<bool>,
 }
 
-fn view(r: &Rule) -> Value {
-    json!({
-        "id": r.id, "workspace": r.workspace, "event": r.event, "resource": r.resource, "resource_id": r.resource_id,
-        "filter": r.filter, "connection": r.connection, "action": r.action, "fields": r.fields, "active": r.active,
-        "created_at": rfc3339(r.created_at), "updated_at": rfc3339(r.updated_at),
-    })
-}
-
 /// The bounds on what a rule's text fields may hold (the same as ingest's);
 /// what they refer to is checked by `ops::rules`.
 fn check_bounds(r: &Rule) -> Result<(), ApiError> {
@@ -58,15 +50,14 @@ fn check_bounds(r: &Rule) -> Result<(), ApiError> {
 
 async fn create(
     State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path(ws): Path<String>,
+    access: WorkspaceAccess,
     Json(b): Json<RuleBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     let required = |field: &str| ApiError::invalid(field, "is required");
     let now = now_ms();
     let rule = Rule {
         id: new_id("rule_"),
-        workspace: ws.clone(),
+        workspace: access.workspace,
         event: b.event.ok_or_else(|| required("event"))?,
         resource: b.resource,
         resource_id: b.resource_id,
@@ -80,7 +71,7 @@ async fn create(
     };
     check_bounds(&rule)?;
     let rule = ops::rules::save(&app, rule).await?;
-    Ok((StatusCode::CREATED, Json(view(&rule))))
+    Ok((StatusCode::CREATED, Json((&rule).into())))
 }
 
 #[derive(Deserialize)]
@@ -92,41 +83,32 @@ struct ListParams {
 
 async fn list_rules(
     State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path(ws): Path<String>,
+    access: WorkspaceAccess,
     Query(p): Query<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer<List<RuleView>> {
     let page = PageParams { limit: p.limit, cursor: p.cursor.clone() }.page()?;
     let rules: Vec<Rule> = app
         .store()
-        .rules(&ws, &page)
+        .rules(&access.workspace, &page)
         .await?
         .into_iter()
         .filter(|r| p.event.as_ref().is_none_or(|e| *e == r.event))
         .collect();
     let last = rules.last().map(|r| r.id.clone());
-    Ok(Json(list(rules.iter().map(view).collect(), page.limit, last)))
+    Ok(Json(List::page(rules.iter().map(Into::into).collect(), page.limit, last)))
 }
 
-async fn load(app: &App, ws: &str, id: &str) -> Result<Rule, ApiError> {
-    Ok(ops::rules::load(app, ws, id).await?)
-}
-
-async fn show(
-    State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path((ws, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view(&load(&app, &ws, &id).await?)))
+async fn show(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<RuleView> {
+    Ok(Json((&ops::rules::load(&app, &access.workspace, &id).await?).into()))
 }
 
 async fn update(
     State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path((ws, id)): Path<(String, String)>,
+    access: WorkspaceAccess,
+    Id(id): Id,
     Json(b): Json<RuleBody>,
-) -> Result<Json<Value>, ApiError> {
-    let mut rule = load(&app, &ws, &id).await?;
+) -> Answer<RuleView> {
+    let mut rule = ops::rules::load(&app, &access.workspace, &id).await?;
     if let Some(v) = b.event {
         rule.event = v;
     }
@@ -153,14 +135,10 @@ async fn update(
     }
     rule.updated_at = now_ms();
     check_bounds(&rule)?;
-    Ok(Json(view(&ops::rules::save(&app, rule).await?)))
+    Ok(Json((&ops::rules::save(&app, rule).await?).into()))
 }
 
-async fn remove(
-    State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path((ws, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    ops::rules::remove(&app, &ws, &id).await?;
+async fn remove(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Result<StatusCode, ApiError> {
+    ops::rules::remove(&app, &access.workspace, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,21 +5,21 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::auth::{AdminOnly, Caller, WorkspaceAccess, hash_key};
+use super::auth::{AdminOnly, Caller, WorkspaceAccess};
 use super::limits::check_name;
-use super::{ApiError, AppState, Json, PageParams, Path, Query, list};
-use crate::model::{ApiKey, KeyKind, Workspace, new_id, now_ms, rfc3339};
+use super::views::{CreatedKey, CreatedWorkspace, KeyView, List, WorkspaceView};
+use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
+use crate::model::KeyKind;
+use crate::ops;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/workspaces", get(list_workspaces).post(create))
         .route("/api/v1/workspaces/{ws}", get(show))
         .route("/api/v1/workspaces/{ws}/keys", get(list_keys).post(create_key))
-        .route("/api/v1/workspaces/{ws}/keys/{key}", delete(revoke))
+        .route("/api/v1/workspaces/{ws}/keys/{id}", delete(revoke))
 }
 
 #[derive(Deserialize)]
@@ -28,75 +28,34 @@ struct CreateWorkspace {
     name: String,
 }
 
-fn view(ws: &Workspace) -> Value {
-    json!({"id": ws.id, "name": ws.name, "created_at": rfc3339(ws.created_at)})
-}
-
-fn random_token() -> String {
-    let bytes: [u8; 24] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes).replace(['_', '-'], "x")
-}
-
-/// Mint a key; returns the record and the key text (shown once).
-pub fn mint_key(workspace: &str, kind: KeyKind) -> (ApiKey, String) {
-    let id = new_id("key-");
-    let text = match kind {
-        KeyKind::Publishable => format!("mesh_pub_{workspace}_{id}_{}", random_token()),
-        KeyKind::Secret => format!("mesh_sec_{}", random_token()),
-    };
-    let hint = format!("{}…{}", &text[..9], &text[text.len() - 4..]);
-    let key = ApiKey {
-        id,
-        workspace: workspace.to_string(),
-        kind,
-        hash: hash_key(&text),
-        hint,
-        created_at: now_ms(),
-        revoked_at: None,
-    };
-    (key, text)
-}
-
 async fn create(
     State(app): State<AppState>,
     _admin: AdminOnly,
     Json(req): Json<CreateWorkspace>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
     let name = req.name.trim();
     check_name("name", name)?;
-    let ws = Workspace { id: new_id("ws-"), name: name.to_string(), created_at: now_ms() };
-    app.store().put_workspace(&ws).await?;
-    let (publishable, pub_text) = mint_key(&ws.id, KeyKind::Publishable);
-    let (secret, sec_text) = mint_key(&ws.id, KeyKind::Secret);
-    app.put_key(&publishable).await?;
-    app.put_key(&secret).await?;
-    let mut out = view(&ws);
-    out["publishable_key"] = json!(pub_text);
-    out["secret_key"] = json!(sec_text);
-    Ok((StatusCode::CREATED, Json(out)))
+    let (ws, publishable_key, secret_key) = ops::workspaces::create(&app, name).await?;
+    Ok((StatusCode::CREATED, Json(CreatedWorkspace { workspace: (&ws).into(), publishable_key, secret_key })))
 }
 
+/// The admin sees every workspace; a workspace key sees its own.
 async fn list_workspaces(
     State(app): State<AppState>,
     caller: Caller,
     Query(p): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer<List<WorkspaceView>> {
     let page = p.page()?;
     let workspaces = match caller {
         Caller::Admin => app.store().workspaces(&page).await?,
         Caller::Workspace(k) => app.store().workspace(&k.workspace).await?.into_iter().collect(),
     };
     let last = workspaces.last().map(|w| w.id.clone());
-    Ok(Json(list(workspaces.iter().map(view).collect(), page.limit, last)))
+    Ok(Json(List::page(workspaces.iter().map(Into::into).collect(), page.limit, last)))
 }
 
-async fn show(
-    State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path(ws): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let found = app.store().workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    Ok(Json(view(&found)))
+async fn show(State(app): State<AppState>, access: WorkspaceAccess) -> Answer<WorkspaceView> {
+    Ok(Json((&ops::workspaces::load(&app, &access.workspace).await?).into()))
 }
 
 #[derive(Deserialize, Default)]
@@ -105,50 +64,21 @@ struct CreateKey {
     kind: Option<KeyKind>,
 }
 
-fn key_view(k: &ApiKey) -> Value {
-    json!({"id": k.id, "kind": k.kind, "hint": k.hint, "created_at": rfc3339(k.created_at),
-           "revoked_at": k.revoked_at.map(rfc3339)})
-}
-
 async fn create_key(
     State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path(ws): Path<String>,
+    access: WorkspaceAccess,
     body: Option<Json<CreateKey>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    app.store().workspace(&ws).await?.ok_or_else(|| ApiError::not_found("workspace", &ws))?;
-    let req = body.map(|Json(b)| b).unwrap_or_default();
-    let (key, text) = mint_key(&ws, req.kind.unwrap_or(KeyKind::Secret));
-    app.put_key(&key).await?;
-    let mut out = key_view(&key);
-    out["key"] = json!(text);
-    Ok((StatusCode::CREATED, Json(out)))
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let kind = body.and_then(|Json(b)| b.kind).unwrap_or(KeyKind::Secret);
+    let (key, text) = ops::workspaces::create_key(&app, &access.workspace, kind).await?;
+    Ok((StatusCode::CREATED, Json(CreatedKey { record: (&key).into(), key: text })))
 }
 
-async fn list_keys(
-    State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path(ws): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let keys = app.store().keys(&ws).await?;
-    Ok(Json(super::list_all(keys.iter().map(key_view).collect())))
+async fn list_keys(State(app): State<AppState>, access: WorkspaceAccess) -> Answer<List<KeyView>> {
+    let keys = app.store().keys(&access.workspace).await?;
+    Ok(Json(List::all(keys.iter().map(Into::into).collect())))
 }
 
-async fn revoke(
-    State(app): State<AppState>,
-    _access: WorkspaceAccess,
-    Path((ws, key_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let mut key = app
-        .store()
-        .keys(&ws)
-        .await?
-        .into_iter()
-        .find(|k| k.id == key_id)
-        .ok_or_else(|| ApiError::not_found("key", &key_id))?;
-    if key.revoked_at.is_none() {
-        key.revoked_at = Some(now_ms());
-        app.put_key(&key).await?;
-    }
-    Ok(Json(key_view(&key)))
+async fn revoke(State(app): State<AppState>, access: WorkspaceAccess, Id(key_id): Id) -> Answer<KeyView> {
+    Ok(Json((&ops::workspaces::revoke_key(&app, &access.workspace, &key_id).await?).into()))
 }

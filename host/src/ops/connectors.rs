@@ -1,11 +1,76 @@
-//! Connector versions across the installation: blocking one pauses the
-//! connections pinned to it (`latest` falls back to the newest unblocked
-//! version), unblocking resumes them. Blocks outlive restarts (the registry
-//! records them on disk).
+//! Connector versions across the installation: uploading one (checked in
+//! the sandbox before anything is kept, and only greater than the newest),
+//! removing one no connection pins, blocking one (the connections pinned
+//! to it pause, `latest` falls back to the newest unblocked version) and
+//! unblocking it. Uploads and blocks outlive restarts (kept on disk).
 
 use super::{OpError, Result, connections};
 use crate::app::App;
 use crate::model::InactiveReason;
+use crate::registry::{Entry, Origin, RegistryError};
+use crate::runtime::ConnectorManifest;
+
+/// Check `bytes` as connector `name` and make it its newest version, live
+/// at once; returns its manifest.
+pub async fn upload(app: &App, name: &str, bytes: &[u8]) -> Result<ConnectorManifest> {
+    let (connector, compiled) =
+        app.runtime().load_cached(bytes, &app.artifacts_dir()).await.map_err(|e| OpError::Refused(e.to_string()))?;
+    let m = connector.manifest().clone();
+    if m.name != name {
+        return Err(OpError::Refused(format!("the component describes itself as `{}`, not `{name}`", m.name)));
+    }
+    // Check before writing anything; `register` checks again under its lock.
+    if let Some(latest) =
+        app.registry().list().into_iter().find(|(n, _)| n == name).and_then(|(_, v)| v.last().cloned())
+    {
+        let latest = semver::Version::parse(&latest.connector.manifest().version).ok();
+        if latest >= semver::Version::parse(&m.version).ok() {
+            let latest = latest.map(|v| v.to_string()).unwrap_or_default();
+            return Err(OpError::Conflict(format!(
+                "connector `{name}` already has version {latest}; upload a greater version"
+            )));
+        }
+    }
+    let dir = app.uploads_dir();
+    let file = dir.join(format!("{name}-{}.wasm", m.version));
+    let stored = match tokio::fs::create_dir_all(&dir).await {
+        Ok(()) => tokio::fs::write(&file, bytes).await,
+        Err(e) => Err(e),
+    };
+    stored.map_err(|source| OpError::Disk { what: "the component", source })?;
+    match app.registry().register(Entry { connector, origin: Origin::Uploaded, compiled, blocked: false }) {
+        Ok(()) => {}
+        Err(RegistryError::NotGreater { existing, .. }) => {
+            let _ = tokio::fs::remove_file(&file).await;
+            return Err(OpError::Conflict(format!("connector `{name}` already has version {existing}")));
+        }
+        Err(e) => return Err(OpError::Refused(e.to_string())),
+    }
+    tracing::info!(connector = %name, version = %m.version, "connector version uploaded and live");
+    Ok(m)
+}
+
+/// Remove `name@version` unless a connection pins it exactly.
+pub async fn remove(app: &App, name: &str, version: &str) -> Result<()> {
+    if app.registry().resolve(name, version).is_none() {
+        return Err(OpError::not_found("connector version", format!("{name}@{version}")));
+    }
+    let pinned: Vec<String> = connections::everywhere(app)
+        .await?
+        .into_iter()
+        .filter(|c| c.connector == name && c.version == version)
+        .map(|c| c.id)
+        .collect();
+    if !pinned.is_empty() {
+        return Err(OpError::Conflict(format!("connections pin {name}@{version}: {}", pinned.join(", "))));
+    }
+    if let Some(entry) = app.registry().remove(name, version)
+        && entry.origin == Origin::Uploaded
+    {
+        let _ = tokio::fs::remove_file(app.uploads_dir().join(format!("{name}-{version}.wasm"))).await;
+    }
+    Ok(())
+}
 
 /// Block `name@version`; returns the connections paused.
 pub async fn block(app: &App, name: &str, version: &str) -> Result<Vec<String>> {

@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod replay;
 pub mod retention;
 pub mod rules;
+pub mod workspaces;
 
 use crate::store::StoreError;
 

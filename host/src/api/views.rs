@@ -1,0 +1,396 @@
+//! What the API answers: one `Serialize` type per resource, built from the
+//! domain record. The wire shape of each answer is written once, here;
+//! handlers pick the view, they do not assemble JSON. Times are RFC 3339;
+//! secrets and key hashes have no field to travel in.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::attempt::AttemptRecord;
+use crate::model::{
+    ApiKey, Connection, Delivery, DeliveryStatus, Event, EventStatus, InactiveReason, KeyKind, ReplayJob, ReplayState,
+    Rule, Workspace, rfc3339,
+};
+use crate::outcome::Outcome;
+use crate::registry::{Entry, Origin};
+use crate::runtime::ConnectorManifest as Manifest;
+
+/// The list envelope: `{"count", "limit", "next_cursor", "records"}`.
+#[derive(Debug, Serialize)]
+pub struct List<T> {
+    pub count: usize,
+    pub limit: usize,
+    pub next_cursor: Option<String>,
+    pub records: Vec<T>,
+}
+
+impl<T> List<T> {
+    /// One page: a full page names the last record's id as the cursor of
+    /// the next (`last_id` is the last record the store returned).
+    pub fn page(records: Vec<T>, limit: usize, last_id: Option<String>) -> Self {
+        let next_cursor = if records.len() == limit { last_id } else { None };
+        List { count: records.len(), limit, next_cursor, records }
+    }
+
+    /// A complete, unpaginated list (the `limit` is the count).
+    pub fn all(records: Vec<T>) -> Self {
+        List { count: records.len(), limit: records.len(), next_cursor: None, records }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+impl From<&Workspace> for WorkspaceView {
+    fn from(ws: &Workspace) -> Self {
+        WorkspaceView { id: ws.id.clone(), name: ws.name.clone(), created_at: rfc3339(ws.created_at) }
+    }
+}
+
+/// A new workspace with its two keys, shown this once.
+#[derive(Debug, Serialize)]
+pub struct CreatedWorkspace {
+    #[serde(flatten)]
+    pub workspace: WorkspaceView,
+    pub publishable_key: String,
+    pub secret_key: String,
+}
+
+/// A key by its hint: the key text itself is only in [`CreatedKey`].
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub kind: KeyKind,
+    pub hint: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<&ApiKey> for KeyView {
+    fn from(k: &ApiKey) -> Self {
+        KeyView {
+            id: k.id.clone(),
+            kind: k.kind,
+            hint: k.hint.clone(),
+            created_at: rfc3339(k.created_at),
+            revoked_at: k.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub record: KeyView,
+    pub key: String,
+}
+
+/// A connection: secret names, never their values.
+#[derive(Debug, Serialize)]
+pub struct ConnectionView {
+    pub id: String,
+    pub workspace: String,
+    pub name: String,
+    pub connector: String,
+    pub version: String,
+    pub settings: Value,
+    pub secrets: Vec<String>,
+    pub active: bool,
+    pub inactive_reason: Option<InactiveReason>,
+    pub rate_limit_per_second: Option<f64>,
+    pub concurrency: Option<u32>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Connection> for ConnectionView {
+    fn from(c: &Connection) -> Self {
+        ConnectionView {
+            id: c.id.clone(),
+            workspace: c.workspace.clone(),
+            name: c.name.clone(),
+            connector: c.connector.clone(),
+            version: c.version.clone(),
+            settings: c.settings.clone(),
+            secrets: c.secret_names.clone(),
+            active: c.active,
+            inactive_reason: c.inactive_reason,
+            rate_limit_per_second: c.rate_limit_per_second,
+            concurrency: c.concurrency,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleView {
+    pub id: String,
+    pub workspace: String,
+    pub event: String,
+    pub resource: Option<String>,
+    pub resource_id: Option<String>,
+    pub filter: Option<Value>,
+    pub connection: String,
+    pub action: String,
+    pub fields: Value,
+    pub active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Rule> for RuleView {
+    fn from(r: &Rule) -> Self {
+        RuleView {
+            id: r.id.clone(),
+            workspace: r.workspace.clone(),
+            event: r.event.clone(),
+            resource: r.resource.clone(),
+            resource_id: r.resource_id.clone(),
+            filter: r.filter.clone(),
+            connection: r.connection.clone(),
+            action: r.action.clone(),
+            fields: r.fields.clone(),
+            active: r.active,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// The Meshes event record, as ingest answers it.
+#[derive(Debug, Serialize)]
+pub struct EventRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub event: String,
+    pub workspace: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub resource: String,
+    pub resource_id: Option<String>,
+}
+
+impl From<&Event> for EventRecord {
+    fn from(e: &Event) -> Self {
+        EventRecord {
+            id: e.id.clone(),
+            kind: "event",
+            event: e.event.clone(),
+            workspace: e.workspace.clone(),
+            created_by: e.created_by.clone(),
+            created_at: rfc3339(e.created_at),
+            resource: e.resource.clone(),
+            resource_id: e.resource_id.clone(),
+        }
+    }
+}
+
+/// An event with how its deliveries stand.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    #[serde(flatten)]
+    pub record: EventRecord,
+    pub total_rules: usize,
+    pub completed_count: usize,
+    pub failed_count: usize,
+    pub status: EventStatus,
+}
+
+impl EventView {
+    pub fn new(e: &Event, deliveries: &[Delivery]) -> Self {
+        let count = |s: DeliveryStatus| deliveries.iter().filter(|d| d.status == s).count();
+        EventView {
+            record: e.into(),
+            total_rules: deliveries.len(),
+            completed_count: count(DeliveryStatus::Completed),
+            failed_count: count(DeliveryStatus::Failed),
+            status: EventStatus::of(deliveries.iter().map(|d| &d.status)),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub rule: String,
+    pub connection: String,
+    pub connector: String,
+    pub connector_version: Option<String>,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    /// When it runs next; none while an attempt is in flight.
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_outcome: Option<Outcome>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        DeliveryView {
+            id: d.id.clone(),
+            event_id: d.event_id.clone(),
+            rule: d.rule.clone(),
+            connection: d.connection.clone(),
+            connector: d.connector.clone(),
+            connector_version: d.connector_version.clone(),
+            status: d.status,
+            attempt_count: d.attempt_count,
+            next_attempt_at: d.due_at.filter(|_| d.lease.is_none()).map(rfc3339),
+            last_error: d.last_error.clone(),
+            last_outcome: d.last_outcome,
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+        }
+    }
+}
+
+/// An attempt as recorded: the record is its own view.
+pub type AttemptView = AttemptRecord;
+
+#[derive(Debug, Serialize)]
+pub struct ReplayView {
+    pub id: String,
+    pub status: DeliveryStatus,
+    pub connection: Option<String>,
+    pub rule: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub matched: u64,
+    pub requeued: u64,
+    pub state: ReplayState,
+    pub created_at: String,
+}
+
+impl From<&ReplayJob> for ReplayView {
+    fn from(j: &ReplayJob) -> Self {
+        ReplayView {
+            id: j.id.clone(),
+            status: j.status,
+            connection: j.connection.clone(),
+            rule: j.rule.clone(),
+            since: j.since.map(rfc3339),
+            until: j.until.map(rfc3339),
+            matched: j.matched,
+            requeued: j.requeued,
+            state: j.state,
+            created_at: rfc3339(j.created_at),
+        }
+    }
+}
+
+/// A connector in the registry: its versions, oldest first, and the newest.
+#[derive(Debug, Serialize)]
+pub struct ConnectorView {
+    pub name: String,
+    pub versions: Vec<String>,
+    pub latest: Option<String>,
+    pub manifest: Option<Manifest>,
+}
+
+impl ConnectorView {
+    pub fn new(name: &str, versions: &[Entry]) -> Self {
+        let latest = versions.last().map(|e| e.connector.manifest().clone());
+        ConnectorView {
+            name: name.to_string(),
+            versions: versions.iter().map(|e| e.connector.manifest().version.clone()).collect(),
+            latest: latest.as_ref().map(|m| m.version.clone()),
+            manifest: latest,
+        }
+    }
+}
+
+/// One version of a connector and where its compiled artifact came from.
+#[derive(Debug, Serialize)]
+pub struct VersionView {
+    pub version: String,
+    pub origin: Origin,
+    pub blocked: bool,
+    /// `compiled` at load, or `cached` from an earlier compilation.
+    pub artifact: &'static str,
+    pub manifest: Manifest,
+}
+
+impl From<&Entry> for VersionView {
+    fn from(e: &Entry) -> Self {
+        let manifest = e.connector.manifest().clone();
+        VersionView {
+            version: manifest.version.clone(),
+            origin: e.origin,
+            blocked: e.blocked,
+            artifact: if e.compiled { "compiled" } else { "cached" },
+            manifest,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct UploadedView {
+    pub name: String,
+    pub version: String,
+    pub manifest: Manifest,
+}
+
+/// A block or an unblock, with the connections it paused or resumed.
+#[derive(Debug, Serialize)]
+pub struct BlockView {
+    pub name: String,
+    pub version: String,
+    pub blocked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_connections: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_connections: Option<Vec<String>>,
+}
+
+/// A workspace's connections of one connector.
+#[derive(Debug, Serialize)]
+pub struct EnabledConnector {
+    pub connector: String,
+    pub connections: Vec<EnabledConnection>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnabledConnection {
+    pub connection: String,
+    pub name: String,
+    pub version: String,
+    /// The version `version` resolves to now; none when it is gone.
+    pub resolved_version: Option<String>,
+    pub active: bool,
+    pub inactive_reason: Option<EnabledReason>,
+}
+
+/// Why an enabled connection does not deliver: its own reason, or that the
+/// version it names no longer resolves.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum EnabledReason {
+    Connection(InactiveReason),
+    Missing(&'static str),
+}
+
+impl EnabledConnection {
+    pub fn new(c: &Connection, resolved_version: Option<String>) -> Self {
+        let inactive_reason = match &resolved_version {
+            None => Some(EnabledReason::Missing("connector_version_missing")),
+            Some(_) => c.inactive_reason.map(EnabledReason::Connection),
+        };
+        EnabledConnection {
+            connection: c.id.clone(),
+            name: c.name.clone(),
+            version: c.version.clone(),
+            active: c.active && resolved_version.is_some(),
+            resolved_version,
+            inactive_reason,
+        }
+    }
+}
