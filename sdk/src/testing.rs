@@ -1,6 +1,8 @@
 //! Native test support: [`MockHost`] answers `send` from a script, records
 //! every request, keeps a real cache and computes real HMACs, so connector
-//! logic is unit-tested without a sandbox. Enabled by the `testing` feature.
+//! logic is unit-tested without a sandbox. [`event`] makes the event to
+//! deliver; [`action_names`] and [`secrets`] put a [`Manifest`]'s lists in a
+//! form one `assert_eq!` can pin. Enabled by the `testing` feature.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -10,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::http::Header;
-use crate::{Event, Host, KeyEncoding, Level, Request, Response, SendError};
+use crate::{Event, Host, KeyEncoding, Level, Manifest, Request, Response, SendError};
 
 /// A scripted [`Host`].
 #[derive(Default)]
@@ -127,4 +129,16 @@ pub fn event(name: &str, payload: serde_json::Value) -> Event {
         attempt: 1,
         attempt_time: 1_768_471_200,
     }
+}
+
+/// The manifest's action names, in the order declared:
+/// `assert_eq!(action_names(&m), ["send_message"])`.
+pub fn action_names(manifest: &Manifest) -> Vec<&str> {
+    manifest.actions.iter().map(|a| a.name.as_str()).collect()
+}
+
+/// The manifest's secrets as `(name, required)`, in the order declared:
+/// `assert_eq!(secrets(&m), [("bot_token", false), ("webhook_url", false)])`.
+pub fn secrets(manifest: &Manifest) -> Vec<(&str, bool)> {
+    manifest.secrets.iter().map(|s| (s.name.as_str(), s.required)).collect()
 }

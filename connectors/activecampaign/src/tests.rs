@@ -2,7 +2,7 @@
 //! answering with the vendor's documented shapes.
 
 use switchboard_sdk::Retry;
-use switchboard_sdk::testing::{MockHost, event};
+use switchboard_sdk::testing::{MockHost, action_names, event, secrets};
 
 use super::*;
 
@@ -434,15 +434,14 @@ fn validate_names_the_faulty_setting() {
 fn describes_itself_per_spec() {
     let m = ActiveCampaign::describe();
     assert_eq!((m.name.as_str(), m.version.as_str()), ("activecampaign", env!("CARGO_PKG_VERSION")));
-    assert_eq!(m.actions.len(), 1);
-    assert_eq!(m.actions[0].name, "tag_contact");
+    assert_eq!(action_names(&m), ["tag_contact"]);
     assert_eq!(m.actions[0].fields_schema["required"], json!(["email", "tag"]));
     let mut properties: Vec<_> =
         m.actions[0].fields_schema["properties"].as_object().unwrap().keys().cloned().collect();
     properties.sort();
     assert_eq!(properties, ["email", "first_name", "last_name", "tag"]);
     assert_eq!(m.settings_schema["required"], json!(["api_url"]));
-    assert_eq!(m.secrets.iter().map(|s| (s.name.as_str(), s.required)).collect::<Vec<_>>(), [("api_key", true)]);
+    assert_eq!(secrets(&m), [("api_key", true)]);
     assert_eq!(m.allowed_hosts, ["*.api-us1.com", "*.api-us2.com", "*.activehosted.com"]);
     assert_eq!(m.default_rate_limit, Some(switchboard_sdk::RateLimit { requests: 5, per_seconds: 1 }));
 }

@@ -1,7 +1,7 @@
 //! The HubSpot connector's logic, natively, against a scripted host that
 //! answers with HubSpot's documented bodies and headers.
 
-use switchboard_sdk::testing::{MockHost, event};
+use switchboard_sdk::testing::{MockHost, action_names, event, secrets};
 
 use super::*;
 
@@ -332,9 +332,9 @@ fn validate_names_the_faulty_setting() {
 fn describes_itself_per_spec() {
     let m = HubSpot::describe();
     assert_eq!((m.name.as_str(), m.version.as_str()), ("hubspot", env!("CARGO_PKG_VERSION")));
-    assert_eq!(m.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), [ACTION]);
+    assert_eq!(action_names(&m), [ACTION]);
     assert_eq!(m.actions[0].fields_schema["required"], json!(["email", "properties"]));
-    assert_eq!(m.secrets.iter().map(|s| (s.name.as_str(), s.required)).collect::<Vec<_>>(), [(ACCESS_TOKEN, true)]);
+    assert_eq!(secrets(&m), [(ACCESS_TOKEN, true)]);
     assert_eq!(m.allowed_hosts, ["api.hubapi.com"]);
     assert_eq!(m.default_rate_limit, Some(switchboard_sdk::RateLimit { requests: 40, per_seconds: 10 }));
     let props = &m.settings_schema["properties"];

@@ -1,6 +1,6 @@
 //! The Intercom connector's logic, natively, against a scripted host.
 
-use switchboard_sdk::testing::{MockHost, event};
+use switchboard_sdk::testing::{MockHost, action_names, event, secrets};
 
 use super::*;
 
@@ -304,10 +304,9 @@ fn validate_names_the_faulty_setting() {
 fn describes_itself_per_spec() {
     let m = Intercom::describe();
     assert_eq!(m.name, "intercom");
-    assert_eq!(m.actions.len(), 1);
-    assert_eq!(m.actions[0].name, "tag_user");
+    assert_eq!(action_names(&m), ["tag_user"]);
     assert_eq!(m.actions[0].fields_schema["required"], json!(["tag"]));
-    assert_eq!(m.secrets.iter().map(|s| (s.name.as_str(), s.required)).collect::<Vec<_>>(), [("access_token", true)]);
+    assert_eq!(secrets(&m), [("access_token", true)]);
     assert_eq!(m.allowed_hosts, ["api.intercom.io", "api.eu.intercom.io", "api.au.intercom.io"]);
     assert_eq!(m.default_rate_limit, Some(switchboard_sdk::RateLimit { requests: 500, per_seconds: 10 }));
     let props = m.settings_schema["properties"].as_object().unwrap();

@@ -1,6 +1,6 @@
 //! The Slack connector's logic, natively, against a scripted host.
 
-use switchboard_sdk::testing::{MockHost, event};
+use switchboard_sdk::testing::{MockHost, action_names, event, secrets};
 
 use super::*;
 
@@ -319,11 +319,10 @@ fn validate_names_the_faulty_setting() {
 fn describes_itself_per_spec() {
     let m = Slack::describe();
     assert_eq!(m.name, "slack");
-    assert_eq!(m.actions.len(), 1);
-    assert_eq!(m.actions[0].name, "send_message");
+    assert_eq!(action_names(&m), ["send_message"]);
     assert_eq!(m.actions[0].fields_schema["required"], json!(["text"]));
     assert_eq!(
-        m.secrets.iter().map(|s| (s.name.as_str(), s.required)).collect::<Vec<_>>(),
+        secrets(&m),
         [(BOT_TOKEN, false), (WEBHOOK_URL, false)],
         "each mode needs one of the two, so neither is required by the host"
     );

@@ -1,7 +1,7 @@
 //! The webhook connector's logic, natively, against a scripted host.
 
 use serde::Deserialize;
-use switchboard_sdk::testing::{MockHost, event};
+use switchboard_sdk::testing::{MockHost, event, secrets};
 
 use super::*;
 
@@ -190,9 +190,6 @@ fn describes_itself_per_spec() {
     let m = Webhook::describe();
     assert_eq!(m.name, "webhook");
     assert_eq!(m.actions[0].name, "send_webhook");
-    assert_eq!(
-        m.secrets.iter().map(|s| (s.name.as_str(), s.required)).collect::<Vec<_>>(),
-        [(SIGNING_SECRET, true), (BEARER_TOKEN, false)]
-    );
+    assert_eq!(secrets(&m), [(SIGNING_SECRET, true), (BEARER_TOKEN, false)]);
     assert_eq!(m.allowed_hosts, ["*"]);
 }
