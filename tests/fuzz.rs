@@ -24,24 +24,14 @@ fn ingest_bodies_never_crash_or_hang_the_server() {
 
 #[test]
 fn filters_never_panic_or_hang() {
-    let settings = Settings::new(1_500);
-    let isolated = Isolated::new(settings.hang);
-    let report = fuzz::run("filters", &settings, filters::case(), |case| {
-        let case = case.clone();
-        isolated.run(move || filters::check(&case))
-    });
+    let report = fuzz::run_isolated("filters", &Settings::new(1_500), filters::case(), filters::check);
     eprintln!("{report}");
     report.assert_clean();
 }
 
 #[test]
 fn templates_never_panic_or_hang() {
-    let settings = Settings::new(2_000);
-    let isolated = Isolated::new(settings.hang);
-    let report = fuzz::run("templates", &settings, templates::case(), |case| {
-        let case = case.clone();
-        isolated.run(move || templates::check(&case))
-    });
+    let report = fuzz::run_isolated("templates", &Settings::new(2_000), templates::case(), templates::check);
     eprintln!("{report}");
     report.assert_clean();
 }

@@ -13,8 +13,6 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::http::StatusCode;
 use common::{ms, percentiles, start};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -27,31 +25,40 @@ fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
 
+/// Emit `events` in 4 parallel streams of 100-event bulk requests, as fast
+/// as ingest takes them.
+async fn burst<F, Fut>(emit: &F, events: usize)
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut emitters = Vec::new();
+    for _ in 0..4 {
+        let emit = emit.clone();
+        emitters.push(tokio::spawn(async move {
+            for _ in 0..events / 400 {
+                emit(100).await;
+            }
+        }));
+    }
+    for e in emitters {
+        e.await.unwrap();
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         // The receiver records when each delivery arrived and when it was emitted.
         let arrivals: Arc<Mutex<Vec<(Instant, Duration)>>> = Arc::default();
         let seen = arrivals.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let receiver = format!("http://{}/hook", listener.local_addr().unwrap());
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |body: Bytes| {
-                let seen = seen.clone();
-                async move {
-                    let arrived = now_ns();
-                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let sent = v["data"]["sent_ns"].as_str().and_then(|s| s.parse::<u128>().ok()).unwrap_or(arrived);
-                    seen.lock().unwrap().push((Instant::now(), Duration::from_nanos((arrived.saturating_sub(sent)) as u64)));
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        );
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let receiver = common::receiver("/hook", true, move |body| {
+            let arrived = now_ns();
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let sent = v["data"]["sent_ns"].as_str().and_then(|s| s.parse::<u128>().ok()).unwrap_or(arrived);
+            seen.lock().unwrap().push((Instant::now(), Duration::from_nanos((arrived.saturating_sub(sent)) as u64)));
+        })
+        .await;
 
         // Baseline: the receiver alone, 16 concurrent senders (the default
         // per-connection concurrency), the same body, no Switchboard.
@@ -91,20 +98,8 @@ fn main() {
                 assert_eq!(r.status(), reqwest::StatusCode::CREATED);
             }
         };
-        // Emit in 4 parallel streams of bulk requests, as fast as ingest takes them.
         let started = Instant::now();
-        let mut emitters = Vec::new();
-        for _ in 0..4 {
-            let emit = emit.clone();
-            emitters.push(tokio::spawn(async move {
-                for _ in 0..EVENTS / 400 {
-                    emit(100).await;
-                }
-            }));
-        }
-        for e in emitters {
-            e.await.unwrap();
-        }
+        burst(&emit, EVENTS).await;
         let ingested = started.elapsed();
         while arrivals.lock().unwrap().len() < EVENTS {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -159,18 +154,7 @@ fn main() {
         // Memory with 100,000 deliveries queued: pause the connection, emit.
         let rss_before = common::rss_mib();
         service.admin(Method::PATCH, &format!("/api/v1/workspaces/{ws}/connections/{conn}"), json!({"active": false})).await;
-        let mut emitters = Vec::new();
-        for _ in 0..4 {
-            let emit = emit.clone();
-            emitters.push(tokio::spawn(async move {
-                for _ in 0..QUEUED / 400 {
-                    emit(100).await;
-                }
-            }));
-        }
-        for e in emitters {
-            e.await.unwrap();
-        }
+        burst(&emit, QUEUED).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
         println!("| resident memory before queueing | {rss_before:.0} MiB |");
         println!("| resident memory with {QUEUED} deliveries queued | {:.0} MiB |", common::rss_mib());

@@ -10,8 +10,6 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::StatusCode;
 use common::{ADMIN, guests_dir, ms, percentiles, start};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -110,21 +108,12 @@ fn main() {
         // (event id, arrival, version) per delivery.
         let arrivals: Arc<Mutex<Vec<(String, Instant, String)>>> = Arc::default();
         let seen = arrivals.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let receiver = format!("http://{}/echo", listener.local_addr().unwrap());
-        let app = axum::Router::new().route(
-            "/echo",
-            axum::routing::post(move |body: Bytes| {
-                let seen = seen.clone();
-                async move {
-                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let event = v["event_id"].as_str().unwrap_or("").to_string();
-                    seen.lock().unwrap().push((event, Instant::now(), v["version"].as_str().unwrap_or("").to_string()));
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let receiver = common::receiver("/echo", false, move |body| {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let event = v["event_id"].as_str().unwrap_or("").to_string();
+            seen.lock().unwrap().push((event, Instant::now(), v["version"].as_str().unwrap_or("").to_string()));
+        })
+        .await;
         let bundled = tempfile::tempdir().unwrap();
         std::fs::write(bundled.path().join("echo.wasm"), component("switchboard_fixture_echo_v1")).unwrap();
         let bundled_dir = bundled.path().to_path_buf();

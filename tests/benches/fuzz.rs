@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use switchboard_tests::fuzz::{self, Isolated, Report, Settings, filters, ingest, templates};
+use switchboard_tests::fuzz::{self, Report, Settings, filters, ingest, templates};
 
 /// Concurrent ingest clients: each waits on the server's group-committed fsync, so several
 /// keep the server busy where one would mostly wait.
@@ -26,8 +26,8 @@ fn main() -> ExitCode {
     let (ingest, filters, templates) = std::thread::scope(|scope| {
         // Ingest waits on the server and the disk, the others on the CPU: run them side by side.
         let ingest = scope.spawn(|| ingest_run(&target, &settings));
-        let filters = scope.spawn(|| isolated_run("filters", &settings, filters::case(), filters::check));
-        let templates = isolated_run("templates", &settings, templates::case(), templates::check);
+        let filters = scope.spawn(|| fuzz::run_isolated("filters", &settings, filters::case(), filters::check));
+        let templates = fuzz::run_isolated("templates", &settings, templates::case(), templates::check);
         (ingest.join().expect("ingest run"), filters.join().expect("filters run"), templates)
     });
     let mut failed = false;
@@ -64,17 +64,4 @@ fn ingest_run(target: &ingest::IngestTarget, settings: &Settings) -> Report {
         runners.into_iter().map(|r| r.join().expect("ingest runner")).collect()
     });
     Report::combine(reports).expect("at least one runner")
-}
-
-/// A synchronous target, each case on a worker thread so a hang is reported, not waited on.
-fn isolated_run<S, V>(target: &'static str, settings: &Settings, strategy: S, check: fn(&V) -> fuzz::Verdict) -> Report
-where
-    S: proptest::strategy::Strategy<Value = V>,
-    V: std::fmt::Debug + Clone + Send + 'static,
-{
-    let isolated = Isolated::new(settings.hang);
-    fuzz::run(target, settings, strategy, |case| {
-        let case = case.clone();
-        isolated.run(move || check(&case))
-    })
 }

@@ -6,7 +6,7 @@
 //! from a fixed seed, times every case, turns a panic, an error or a case slower than the hang
 //! bound into a failure, and reports the minimal failing input proptest shrinks it to.
 //! [`Isolated`] runs a synchronous check on a worker thread, so a case that never returns is
-//! reported as a hang instead of stopping the run.
+//! reported as a hang instead of stopping the run; [`run_isolated`] puts the two together.
 
 pub mod filters;
 pub mod ingest;
@@ -171,6 +171,20 @@ where
         TestError::Abort(reason) => format!("aborted: {reason}"),
     });
     report
+}
+
+/// [`run`] for a synchronous `check`, each case on an [`Isolated`] worker thread so a hang is
+/// reported, not waited on.
+pub fn run_isolated<S, V>(target: &'static str, settings: &Settings, strategy: S, check: fn(&V) -> Verdict) -> Report
+where
+    S: Strategy<Value = V>,
+    V: fmt::Debug + Clone + Send + 'static,
+{
+    let isolated = Isolated::new(settings.hang);
+    run(target, settings, strategy, |case| {
+        let case = case.clone();
+        isolated.run(move || check(&case))
+    })
 }
 
 type Job = Box<dyn FnOnce() -> Verdict + Send>;

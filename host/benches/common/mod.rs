@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::secrets::MasterKey;
@@ -72,6 +74,31 @@ impl Service {
     }
 }
 
+/// A receiver on a fresh loopback port that answers every `POST path` with
+/// 204 after handing the body to `record`; returns its URL, `path` included.
+/// With `nodelay`, each accepted connection gets `TCP_NODELAY`.
+pub async fn receiver(path: &str, nodelay: bool, record: impl Fn(&[u8]) + Clone + Send + Sync + 'static) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        path,
+        axum::routing::post(move |body: Bytes| {
+            let record = record.clone();
+            async move {
+                record(&body);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        if nodelay {
+            let _ = tcp.set_nodelay(true);
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
 pub struct Percentiles {
     pub p50: Duration,
     pub p99: Duration,
@@ -89,6 +116,23 @@ pub struct LoadResult {
     pub errors: u64,
     pub elapsed: Duration,
     pub latency: Percentiles,
+}
+
+/// One JSON POST of `body` with `headers`: how long the answer took when it
+/// was a success (its body read), `None` for an error or any other status.
+async fn post(client: &reqwest::Client, url: &str, headers: &[(String, String)], body: &[u8]) -> Option<Duration> {
+    let mut req = client.post(url).header("content-type", "application/json").body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let t = Instant::now();
+    match req.send().await {
+        Ok(r) if r.status().is_success() => {
+            let _ = r.bytes().await;
+            Some(t.elapsed())
+        }
+        _ => None,
+    }
 }
 
 /// `clients` keep-alive connections each sending `body` back to back for `duration`.
@@ -109,17 +153,9 @@ pub async fn closed_loop(
             let mut lat = Vec::new();
             let mut errors = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let mut req = client.post(&url).header("content-type", "application/json").body(body.to_vec());
-                for (k, v) in &headers {
-                    req = req.header(k, v);
-                }
-                let t = Instant::now();
-                match req.send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
+                match post(&client, &url, &headers, &body).await {
+                    Some(d) => lat.push(d),
+                    None => errors += 1,
                 }
             }
             (lat, errors)
@@ -155,20 +191,7 @@ pub async fn open_loop(
     while started.elapsed() < duration {
         ticker.tick().await;
         let (client, url, headers, body) = (client.clone(), url.clone(), headers.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut req = client.post(&url).header("content-type", "application/json").body(body.to_vec());
-            for (k, v) in &headers {
-                req = req.header(k, v);
-            }
-            let t = Instant::now();
-            match req.send().await {
-                Ok(r) if r.status().is_success() => {
-                    let _ = r.bytes().await;
-                    Some(t.elapsed())
-                }
-                _ => None,
-            }
-        }));
+        tasks.push(tokio::spawn(async move { post(&client, &url, &headers, &body).await }));
     }
     let mut lat = Vec::new();
     let mut errors = 0;
