@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what building Switchboard needs beyond the Rust toolchain itself:
-# the wasm32-wasip2 target (connectors), rustfmt and clippy. Idempotent.
+# Install what building and testing Switchboard needs beyond the Rust
+# toolchain itself: the wasm32-wasip2 target (connectors), rustfmt, clippy,
+# and the PostgreSQL server binaries (the PostgreSQL store's tests). Idempotent.
 set -euo pipefail
 
 installed=$(rustup target list --installed)
@@ -14,3 +15,15 @@ for component in rustfmt clippy; do
     rustup component add "${component}"
   fi
 done
+
+# PostgreSQL server binaries, for the PostgreSQL store's tests: each test
+# process starts a scratch cluster of its own (store/postgres/scratch.rs),
+# nothing assumes a server running. Debian puts them in
+# /usr/lib/postgresql/<version>/bin, off PATH.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  echo "==> apt-get install postgresql"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql
+fi

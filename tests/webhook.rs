@@ -8,7 +8,7 @@ use switchboard::outcome::Outcome;
 use switchboard::runtime::{Labels, LoadedConnector, Runtime};
 use switchboard_tests::WEBHOOK_SECRET as SECRET;
 use switchboard_tests::receiver::{Receiver, reply};
-use switchboard_tests::sandbox::{invocation, load, runtime};
+use switchboard_tests::sandbox::{invocation, load, rejection, runtime};
 use switchboard_tests::standard_webhooks::{VerifyError, verify, verify_call};
 
 const WEBHOOK: &str = "switchboard-connector-webhook";
@@ -189,7 +189,7 @@ async fn an_unreachable_receiver_is_a_network_error() {
 async fn settings_are_validated_by_the_connector() {
     let rt = runtime(false);
     let webhook = load(&rt, WEBHOOK).await;
-    assert_eq!(rt.validate(&webhook, r#"{"url":"https://hooks.example.com/x"}"#).await, Ok(Ok(())));
-    let refused = rt.validate(&webhook, r#"{"url":"https://x.io","method":"GET"}"#).await.unwrap().unwrap_err();
+    assert_eq!(rejection(rt.validate(&webhook, r#"{"url":"https://hooks.example.com/x"}"#).await), Ok(()));
+    let refused = rejection(rt.validate(&webhook, r#"{"url":"https://x.io","method":"GET"}"#).await).unwrap_err();
     assert!(refused.contains("settings.method"), "{refused}");
 }

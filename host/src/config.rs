@@ -254,7 +254,7 @@ impl Config {
         if self.ingest.max_body_bytes < 1024 {
             return bad("ingest.max_body_bytes must be at least 1024");
         }
-        Ok(())
+        self.store.validate().map_err(ConfigError::Invalid)
     }
 }
 
@@ -356,6 +356,40 @@ mod tests {
         assert!(err.to_string().contains("soon"), "{err}");
         let err = Config::load(None, env(&[("SWITCHBOARD_RETRY__JITTER", "2.0")])).unwrap_err();
         assert!(err.to_string().contains("retry.jitter"), "{err}");
+    }
+
+    #[test]
+    fn the_store_is_chosen_through_the_environment_and_its_url_never_shows() {
+        use crate::store::Backend;
+        let url = "postgres://sb:hunter2-secret@db.internal:5432/switchboard";
+        let c = Config::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_STORE__BACKEND", "postgres"),
+                ("SWITCHBOARD_STORE__URL", url),
+                ("SWITCHBOARD_STORE__MAX_CONNECTIONS", "32"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.backend, Backend::Postgres);
+        assert_eq!(c.store.url.as_ref().map(|u| u.expose()), Some(url));
+        assert_eq!(c.store.max_connections, 32);
+        assert!(!format!("{c:?}").contains("hunter2"), "Debug redacts the password");
+        assert_eq!(Config::load(None, env(&[])).unwrap().store.backend, Backend::Fjall, "fjall by default");
+
+        let err = Config::load(None, env(&[("SWITCHBOARD_STORE__BACKEND", "postgres")])).unwrap_err();
+        assert!(err.to_string().contains("store.url"), "{err}");
+        let err = Config::load(None, env(&[("SWITCHBOARD_STORE__URL", url)])).unwrap_err();
+        assert!(err.to_string().contains("only for store.backend"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_STORE__BACKEND", "postgres"),
+                ("SWITCHBOARD_STORE__URL", "mysql://u:hunter2-secret@h/d"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("postgres://") && !err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -43,6 +43,11 @@ fn bootstrap_secret(dir: &Path, file: &str, what: &str, make: impl Fn() -> Strin
 /// Open everything and build the shared state.
 pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    if config.store.backend.is_shared() && (config.admin_token.is_none() || config.master_key.is_none()) {
+        // A node that made up its own would refuse the others' tokens and
+        // could not open the connection secrets they sealed.
+        anyhow::bail!("with a shared store, set `admin_token` and `master_key` (the same on every node)");
+    }
     let admin_token = match &config.admin_token {
         Some(t) => t.clone(),
         None => bootstrap_secret(&config.data_dir, "admin_token", "admin token", || {
@@ -54,10 +59,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
         None => bootstrap_secret(&config.data_dir, "master_key", "master key", MasterKey::generate)?,
     };
     let master_key = MasterKey::from_base64(&master_key).context("master_key")?;
-    let (store_config, data_dir) = (config.store.clone(), config.data_dir.clone());
-    let store = tokio::task::spawn_blocking(move || crate::store::open(&store_config, &data_dir))
-        .await
-        .context("opening the store")??;
+    let store = crate::store::open(&config.store, &config.data_dir).await.context("opening the store")?;
     let egress = Arc::new(EgressPolicy {
         allow_private_networks: config.egress.allow_private_networks,
         allow_hosts: config.egress.allow_hosts.clone(),

@@ -16,7 +16,7 @@ use switchboard::runtime::{Labels, LoadedConnector, Runtime};
 use switchboard_tests::fakes::Call;
 use switchboard_tests::fakes::activecampaign::{self as fake, API_KEY, Failure, FakeActiveCampaign};
 use switchboard_tests::host::{ADMIN, TestHost, Ws, seed_event};
-use switchboard_tests::sandbox::{invocation, load, runtime};
+use switchboard_tests::sandbox::{invocation, load, rejection, runtime};
 
 const CONNECTOR: &str = "switchboard-connector-activecampaign";
 const TAG: &str = "Onboarding: Connect your CRM";
@@ -235,10 +235,10 @@ async fn settings_and_manifest_are_what_the_spec_says() {
     assert!(m.allowed_hosts.contains(&"*.api-us1.com".to_string()), "{:?}", m.allowed_hosts);
     assert!(m.allowed_hosts.contains(&"*.activehosted.com".to_string()));
     assert_eq!(m.default_rate_limit.map(|r| (r.requests, r.per_seconds)), Some((5, 1)));
-    assert_eq!(rt.validate(&ac, r#"{"api_url":"https://acme.api-us1.com/api/3"}"#).await, Ok(Ok(())));
-    let refused = rt.validate(&ac, r#"{"api_url":"acme.api-us1.com"}"#).await.unwrap().unwrap_err();
+    assert_eq!(rejection(rt.validate(&ac, r#"{"api_url":"https://acme.api-us1.com/api/3"}"#).await), Ok(()));
+    let refused = rejection(rt.validate(&ac, r#"{"api_url":"acme.api-us1.com"}"#).await).unwrap_err();
     assert!(refused.starts_with("settings.api_url"), "{refused}");
-    let missing = rt.validate(&ac, r#"{}"#).await.unwrap().unwrap_err();
+    let missing = rejection(rt.validate(&ac, r#"{}"#).await).unwrap_err();
     assert!(missing.contains("settings.api_url"), "{missing}");
 }
 

@@ -12,7 +12,7 @@ use switchboard::runtime::{Labels, LoadedConnector, Runtime};
 use switchboard_tests::fakes::Call;
 use switchboard_tests::fakes::hubspot::{Failure, FakeHubSpot, Policy, RateLimit, TOKEN};
 use switchboard_tests::host::{TestHost, Ws, seed_event};
-use switchboard_tests::sandbox::{invocation, load, runtime};
+use switchboard_tests::sandbox::{invocation, load, rejection, runtime};
 
 const HUBSPOT: &str = "switchboard-connector-hubspot";
 const ALEX_BY_EMAIL: &str = "/crm/objects/2026-09/contacts/alex%40northstar.io?idProperty=email";
@@ -287,17 +287,17 @@ async fn the_dated_api_version_is_a_setting() {
 async fn settings_are_validated_by_the_connector() {
     let (rt, hubspot) = connector().await;
     assert_eq!(hubspot.manifest().allowed_hosts, ["api.hubapi.com"]);
-    assert_eq!(rt.validate(&hubspot, "{}").await, Ok(Ok(())));
+    assert_eq!(rejection(rt.validate(&hubspot, "{}").await), Ok(()));
     assert_eq!(
-        rt.validate(&hubspot, r#"{"api_version":"2026-09","base_url":"https://api.hubapi.com"}"#).await,
-        Ok(Ok(()))
+        rejection(rt.validate(&hubspot, r#"{"api_version":"2026-09","base_url":"https://api.hubapi.com"}"#).await),
+        Ok(())
     );
     for (settings, names) in [
         (r#"{"api_version":"v3"}"#, "settings.api_version"),
         (r#"{"base_url":"api.hubapi.com"}"#, "settings.base_url"),
         (r#"{"portal_id":"46123"}"#, "settings.portal_id"),
     ] {
-        let refused = rt.validate(&hubspot, settings).await.unwrap().unwrap_err();
+        let refused = rejection(rt.validate(&hubspot, settings).await).unwrap_err();
         assert!(refused.contains(names), "{settings}: {refused}");
     }
 }

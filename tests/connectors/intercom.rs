@@ -14,7 +14,7 @@ use switchboard::outcome::Outcome;
 use switchboard::runtime::Labels;
 use switchboard_tests::fakes::intercom::{self, Failure, FakeIntercom, RateLimit, TOKEN};
 use switchboard_tests::host::{TestHost, Ws, seed_event};
-use switchboard_tests::sandbox::{invocation, load, runtime};
+use switchboard_tests::sandbox::{invocation, load, rejection, runtime};
 
 const INTERCOM: &str = "switchboard-connector-intercom";
 
@@ -250,14 +250,14 @@ async fn settings_are_validated_by_the_connector() {
     let m = connector.manifest();
     assert_eq!(m.allowed_hosts, ["api.intercom.io", "api.eu.intercom.io", "api.au.intercom.io"]);
     assert_eq!(m.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["tag_user"]);
-    assert_eq!(rt.validate(&connector, r#"{"region":"eu","api_version":"2.14"}"#).await, Ok(Ok(())));
+    assert_eq!(rejection(rt.validate(&connector, r#"{"region":"eu","api_version":"2.14"}"#).await), Ok(()));
     for (settings, named) in [
         (r#"{"region":"apac"}"#, "settings.region"),
         (r#"{"api_version":"latest"}"#, "settings.api_version"),
         (r#"{"base_url":"api.intercom.io"}"#, "settings.base_url"),
         (r#"{"base_url":"https://api.intercom.io","token":"x"}"#, "settings.token"),
     ] {
-        let refused = rt.validate(&connector, settings).await.unwrap().unwrap_err();
+        let refused = rejection(rt.validate(&connector, settings).await).unwrap_err();
         assert!(refused.contains(named), "{settings}: {refused}");
     }
 }

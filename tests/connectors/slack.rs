@@ -14,7 +14,7 @@ use switchboard::outcome::Outcome;
 use switchboard::runtime::{Labels, LoadedConnector, Runtime};
 use switchboard_tests::fakes::slack::{self, ARCHIVED, BOT_TOKEN, Failure, FakeSlack, ONBOARDING, PRIVATE, Via};
 use switchboard_tests::host::{TestHost, Ws, seed_event};
-use switchboard_tests::sandbox::{invocation, load, runtime};
+use switchboard_tests::sandbox::{invocation, load, rejection, runtime};
 
 const SLACK: &str = "switchboard-connector-slack";
 
@@ -255,7 +255,7 @@ async fn webhook_mode_failures_are_real_statuses_with_text_codes() {
 async fn settings_are_validated_by_the_connector() {
     let sandbox = Sandbox::new().await;
     let sb = &sandbox;
-    let validate = move |s: Value| async move { sb.rt.validate(&sb.slack, &s.to_string()).await.unwrap() };
+    let validate = move |s: Value| async move { rejection(sb.rt.validate(&sb.slack, &s.to_string()).await) };
     assert_eq!(validate(json!({"mode": "bot"})).await, Ok(()));
     assert_eq!(validate(json!({"mode": "webhook"})).await, Ok(()));
     let refused = validate(json!({"mode": "webhook", "base_url": "https://slack.com"})).await.unwrap_err();

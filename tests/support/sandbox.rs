@@ -48,3 +48,13 @@ pub fn invocation(action: &str, fields: Value, settings: Value, secrets: &[(&str
         attempt: 1,
     }
 }
+
+/// A `validate` answer as the connector gave it: `Err` holds its words when
+/// it refused the settings; a validate that did not answer fails the test.
+pub fn rejection(answer: Result<(), switchboard::runtime::ValidateError>) -> Result<(), String> {
+    match answer {
+        Ok(()) => Ok(()),
+        Err(switchboard::runtime::ValidateError::Rejected(words)) => Err(words),
+        Err(failed) => panic!("validate did not answer: {failed}"),
+    }
+}

@@ -36,6 +36,7 @@ use super::{UsageError, check_action, cli_runtime, failed, invocation, read_comp
 use crate::attempt::{AttemptRecord, StepError};
 use crate::egress::EgressPolicy;
 use crate::outcome::Outcome;
+use crate::runtime::ValidateError;
 use crate::runtime::transport::{InboundResponse, OutboundRequest, Transport, TransportError, TransportFuture};
 use crate::secrets::SecretSet;
 
@@ -229,9 +230,11 @@ pub async fn run(args: TestArgs) -> Result<ExitCode, UsageError> {
     };
     check_action(&connector, &args.action)?;
     match runtime.validate(&connector, &input.settings.to_string()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(msg)) => return Ok(failed(format_args!("validate: the connector rejected the settings: {msg}"))),
-        Err(e) => return Ok(failed(format_args!("validate: {e}"))),
+        Ok(()) => {}
+        Err(ValidateError::Rejected(msg)) => {
+            return Ok(failed(format_args!("validate: the connector rejected the settings: {msg}")));
+        }
+        Err(ValidateError::Failed(e)) => return Ok(failed(format_args!("validate: {e}"))),
     }
     let (invocation, labels) = invocation(&connector, input, args.action);
     let record = runtime.invoke(&connector, invocation, labels).await;

@@ -1,5 +1,5 @@
-//! The command line: `switchboard serve` and the connector-author tooling
-//! (`switchboard connector new|build|run|test|publish`).
+//! The command line: `switchboard serve`, `switchboard migrate` and the
+//! connector-author tooling (`switchboard connector new|build|run|test|publish`).
 //!
 //! Exit codes, every command: 0 ok (for `run`/`test`: delivered as
 //! expected), 1 failed (the component, the build, the test or the server
@@ -8,6 +8,7 @@
 
 mod build;
 mod fixture;
+mod migrate;
 mod publish;
 mod scaffold;
 
@@ -22,7 +23,7 @@ use crate::egress::EgressPolicy;
 use crate::outcome::Outcome;
 use crate::runtime::cache::MemoryCache;
 use crate::runtime::transport::{ReqwestTransport, Transport};
-use crate::runtime::{EventData, Invocation, Labels, LoadedConnector, Runtime, SandboxLimits};
+use crate::runtime::{EventData, Invocation, Labels, LoadedConnector, Runtime, SandboxLimits, ValidateError};
 use crate::secrets::SecretSet;
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the service: ingest, management API and delivery workers.
     Serve(ServeArgs),
+    /// Bring the configured store's schema up to date, then exit (`serve`
+    /// does it too, at start).
+    Migrate(migrate::MigrateArgs),
     /// Work with connector components.
     #[command(subcommand)]
     Connector(ConnectorCommand),
@@ -131,6 +135,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Migrate(args) => migrate::run(args).await.unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }),
         Command::Connector(command) => {
             let result = match command {
                 ConnectorCommand::New(args) => scaffold::run(args),
@@ -286,9 +294,11 @@ async fn connector_run(args: RunArgs) -> Result<ExitCode, UsageError> {
     };
     check_action(&connector, &args.action)?;
     match runtime.validate(&connector, &input.settings.to_string()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(msg)) => return Err(UsageError(format!("settings rejected by the connector: {msg}"))),
-        Err(e) => return Ok(failed(format_args!("validate: {e}"))),
+        Ok(()) => {}
+        Err(ValidateError::Rejected(msg)) => {
+            return Err(UsageError(format!("settings rejected by the connector: {msg}")));
+        }
+        Err(ValidateError::Failed(e)) => return Ok(failed(format_args!("validate: {e}"))),
     }
     let (invocation, labels) = invocation(&connector, input, args.action);
     let record = runtime.invoke(&connector, invocation, labels).await;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::{OpError, Result};
 use crate::app::App;
 use crate::model::{Connection, InactiveReason, new_id, now_ms};
-use crate::runtime::LoadedConnector;
+use crate::runtime::{LoadedConnector, ValidateError};
 use crate::secrets::MIN_SECRET_BYTES;
 
 /// The longest secret value a connection may hold (scrubbing cost grows with it).
@@ -196,11 +196,10 @@ async fn check(
             return Err(OpError::Refused(format!("secret `{}` is required: {}", spec.name, spec.description)));
         }
     }
-    match app.runtime().validate(connector, &settings.to_string()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) => Err(OpError::Refused(format!("invalid settings: {message}"))),
-        Err(e) => Err(OpError::Refused(format!("the connector failed to validate settings: {e}"))),
-    }
+    app.runtime().validate(connector, &settings.to_string()).await.map_err(|e| match e {
+        ValidateError::Rejected(message) => OpError::Refused(format!("invalid settings: {message}")),
+        ValidateError::Failed(e) => OpError::Refused(format!("the connector failed to validate settings: {e}")),
+    })
 }
 
 /// Pause the connection for `reason`; false when it was already paused.

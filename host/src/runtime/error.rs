@@ -1,11 +1,13 @@
-//! Why a component could not be loaded: the one error of [`Runtime::load`]
-//! and its variants (`load_cached`, `load_component`).
+//! Why a component could not be loaded (the one error of [`Runtime::load`]
+//! and its variants `load_cached`, `load_component`), and why settings did
+//! not pass [`Runtime::validate`].
 //!
 //! Callers show only the message (the API's 422 body, the CLI's line, the
 //! operator's log), so each message carries its cause's text; the cause is
 //! also kept as the `source` where there is one, for callers that walk it.
 //!
 //! [`Runtime::load`]: super::Runtime::load
+//! [`Runtime::validate`]: super::Runtime::validate
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -24,4 +26,15 @@ pub enum LoadError {
     Describe(String),
     #[error("invalid manifest: {0}")]
     Manifest(String),
+}
+
+/// Why settings did not pass a connector's `validate`.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// The connector read the settings and refused them; its own words.
+    #[error("{0}")]
+    Rejected(String),
+    /// `validate` did not answer: a trap or a budget, in the sandbox's words.
+    #[error("{0}")]
+    Failed(String),
 }

@@ -61,7 +61,7 @@ pub use bench::ReusedInstance;
 pub use crate::config::SandboxLimits;
 // Time lives in `crate::time`; the old path keeps working for now.
 pub use crate::time::now_rfc3339;
-pub use error::LoadError;
+pub use error::{LoadError, ValidateError};
 pub use host_impl::Labels;
 pub use manifest::{ActionSpec, ConnectorManifest, RateLimit, SecretSpec};
 pub use verdict::{Decision, GuestFailure, GuestResult, Violation, decide};
@@ -204,7 +204,7 @@ impl Runtime {
     }
 
     /// Run the connector's `validate` on settings (JSON text).
-    pub async fn validate(&self, connector: &LoadedConnector, settings: &str) -> Result<Result<(), String>, String> {
+    pub async fn validate(&self, connector: &LoadedConnector, settings: &str) -> Result<(), ValidateError> {
         let labels = Labels {
             connector: connector.manifest.name.clone(),
             version: connector.manifest.version.clone(),
@@ -223,9 +223,11 @@ impl Runtime {
         })
         .await;
         match result {
-            Err(_) => Err(format!("validate did not finish within {:?}", self.inner.limits.wall)),
-            Ok(Err(e)) => Err(explain_trap(&e, &store)),
-            Ok(Ok(r)) => Ok(r),
+            Err(_) => {
+                Err(ValidateError::Failed(format!("validate did not finish within {:?}", self.inner.limits.wall)))
+            }
+            Ok(Err(e)) => Err(ValidateError::Failed(explain_trap(&e, &store))),
+            Ok(Ok(r)) => r.map_err(ValidateError::Rejected),
         }
     }
 

@@ -6,15 +6,41 @@ use serde_json::json;
 use std::time::Duration;
 
 use super::{
-    Accept, Accepted, CACHE_MAX_BYTES, CACHE_MAX_ENTRIES, CacheEntry, ClaimPlan, DeliveryQuery, EmbeddedStore, Engine,
-    EventQuery, MAX_INTERRUPTIONS, Next, Page, Store, StoreConfig,
+    Accept, Accepted, Backend, CACHE_MAX_BYTES, CACHE_MAX_ENTRIES, CacheEntry, ClaimPlan, DeliveryQuery, EmbeddedStore,
+    Engine, EventQuery, MAX_INTERRUPTIONS, Next, Page, PgStore, Store, StoreConfig,
 };
 use crate::attempt::AttemptRecord;
 use crate::model::{Delivery, DeliveryStatus, Event, EventStatus};
 use crate::outcome::Outcome;
 
-fn open(engine: Engine, dir: &std::path::Path) -> EmbeddedStore {
-    EmbeddedStore::open(engine, dir, &StoreConfig::default()).unwrap()
+/// Where one case keeps its data: a fresh directory, or a fresh database in
+/// the test process's scratch PostgreSQL cluster. `open` may be called
+/// again on the same place (`survives_reopen`).
+enum Place {
+    Embedded(Engine, tempfile::TempDir),
+    Postgres(StoreConfig),
+}
+
+impl Place {
+    async fn new(backend: Backend) -> Place {
+        match backend.engine() {
+            Some(engine) => Place::Embedded(engine, tempfile::tempdir().unwrap()),
+            None => {
+                let cluster = super::postgres::scratch::ScratchCluster::shared().unwrap();
+                let url = super::DatabaseUrl::parse(&cluster.database().await.unwrap()).unwrap();
+                Place::Postgres(StoreConfig { backend, url: Some(url), ..StoreConfig::default() })
+            }
+        }
+    }
+
+    async fn open(&self) -> Box<dyn Store> {
+        match self {
+            Place::Embedded(engine, dir) => {
+                Box::new(EmbeddedStore::open(*engine, dir.path(), &StoreConfig::default()).unwrap())
+            }
+            Place::Postgres(config) => Box::new(PgStore::open(config).await.unwrap()),
+        }
+    }
 }
 
 /// Claim everything due at `now` (no per-connection limits).
@@ -343,50 +369,50 @@ async fn reports_a_stuck_operation_without_waiting_for_it(s: &dyn Store) {
     assert!(s.busy_for().is_none());
 }
 
-async fn survives_reopen(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
+async fn survives_reopen(place: Place) {
     {
-        let s = open(engine, dir.path());
-        accept1(&s, accept("ws", "evt_1", 1, None, 0)).await;
-        accept1(&s, accept("ws", "evt_2", 1, None, 50)).await;
+        let s = place.open().await;
+        let s = s.as_ref();
+        accept1(s, accept("ws", "evt_1", 1, None, 0)).await;
+        accept1(s, accept("ws", "evt_2", 1, None, 50)).await;
         let half = CacheEntry { value: "x".repeat(CACHE_MAX_BYTES / 2), expires_at: 100 };
         s.cache_set("c1", "kept", &half).await.unwrap();
     }
     // The first instance's owner thread lets go of the engine shortly after
     // its last handle drops; open retries while the lock is held.
-    let s = open(engine, dir.path());
+    let s = place.open().await;
+    let s = s.as_ref();
     assert!(s.event("ws", "evt_1").await.unwrap().is_some());
     assert_eq!(s.next_due(-1).await.unwrap(), Some(0), "the queue's heads are rebuilt");
-    assert_eq!(claim(&s, 100, 10, 1000).await.len(), 2);
+    assert_eq!(claim(s, 100, 10, 1000).await.len(), 2);
     assert_eq!(s.cache_sweep(100, 10).await.unwrap(), 1, "the cache's expiry index is rebuilt");
 }
 
 /// One `#[tokio::test]` per case and backend.
 macro_rules! conformance {
-    ($backend:ident, $engine:expr, [$($case:ident),* $(,)?]) => {
-        mod $backend {
+    ($module:ident, $backend:expr, [$($case:ident),* $(,)?]) => {
+        mod $module {
             use super::*;
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = open($engine, dir.path());
-                    super::$case(&store).await;
+                    let place = Place::new($backend).await;
+                    super::$case(&*place.open().await).await;
                 }
             )*
             #[tokio::test]
             async fn survives_reopen() {
-                super::survives_reopen($engine).await;
+                super::survives_reopen(Place::new($backend).await).await;
             }
         }
     };
 }
 
 macro_rules! every_case {
-    ($backend:ident, $engine:expr) => {
+    ($module:ident, $backend:expr) => {
         conformance!(
+            $module,
             $backend,
-            $engine,
             [
                 accepts_atomically_and_remembers_idempotency_keys,
                 claims_with_leases_and_ignores_stale_tokens,
@@ -404,5 +430,6 @@ macro_rules! every_case {
     };
 }
 
-every_case!(fjall, Engine::Fjall);
-every_case!(sled, Engine::Sled);
+every_case!(fjall, Backend::Fjall);
+every_case!(sled, Backend::Sled);
+every_case!(postgres, Backend::Postgres);

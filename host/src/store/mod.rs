@@ -1,15 +1,18 @@
 //! Durable state behind one async trait, so every backend passes the same
 //! conformance suite. The embedded backends (`embedded/`, fjall by default,
 //! sled on request) run every operation on one owner thread; the async
-//! runtime only ever waits on a channel, never on the disk.
+//! runtime only ever waits on a channel, never on the disk. The PostgreSQL
+//! backend (`postgres/`) lets several nodes share one database.
 //!
 //! Writes that must be atomic are single calls here: accepting events with
 //! their deliveries and idempotency records; finishing an attempt with its
 //! record and the delivery's next state. [`Store::accept_all`] answers only
-//! once its events are durable (fsync), so ingest can group-commit.
+//! once its events are durable (fsync, or a committed transaction), so
+//! ingest can group-commit.
 
 mod embedded;
 mod keys;
+pub mod postgres;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::embedded::{EmbeddedStore, Engine};
+pub use self::postgres::{DatabaseUrl, PgStore};
 use crate::attempt::AttemptRecord;
 use crate::model::{ApiKey, Connection, Delivery, DeliveryStatus, Event, EventStatus, ReplayJob, Rule, Workspace};
 
@@ -24,6 +28,12 @@ use crate::model::{ApiKey, Connection, Delivery, DeliveryStatus, Event, EventSta
 pub enum StoreError {
     #[error("storage engine: {0}")]
     Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("postgres migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store configuration: {0}")]
+    Config(String),
     #[error("stored record {key} is corrupt")]
     Corrupt {
         key: String,
@@ -253,30 +263,151 @@ pub trait Store: Send + Sync + 'static {
     fn busy_for(&self) -> Option<Duration>;
     /// Test hook: occupy the store for `d`, as a stuck disk would.
     async fn stall(&self, d: Duration) -> Result<()>;
+
+    // --- other nodes -------------------------------------------------------------
+    /// Signals that another node (or this one) queued work — accepted events
+    /// with deliveries, requeued deliveries — so a scheduler can claim at
+    /// once instead of at its next poll. `None` when no other node can queue
+    /// work (the embedded store: this process's own wake-ups suffice). A
+    /// signal may be spurious or stand for many changes, and one may be
+    /// lost while the backend reconnects (a signal is sent once it is back):
+    /// it shortens a poll, never replaces it. A `Lagged` error from the
+    /// receiver is a signal too.
+    fn work_signals(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        None
+    }
 }
 
-/// Open the configured backend.
-pub fn open(config: &StoreConfig, data_dir: &std::path::Path) -> Result<Arc<dyn Store>> {
-    let store = EmbeddedStore::open(config.backend, &data_dir.join("store"), config)?;
-    Ok(Arc::new(store))
+/// Open the configured backend: the embedded one in `data_dir/store`, or
+/// the PostgreSQL database (connecting and bringing its schema up to date).
+pub async fn open(config: &StoreConfig, data_dir: &std::path::Path) -> Result<Arc<dyn Store>> {
+    match config.backend.engine() {
+        Some(engine) => {
+            let (config, dir) = (config.clone(), data_dir.join("store"));
+            // Opening an engine reads and locks files: off the async runtime.
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(engine, &dir, &config))
+                .await
+                .map_err(|e| StoreError::Engine(Box::new(e)))??;
+            Ok(Arc::new(store))
+        }
+        None => Ok(Arc::new(PgStore::open(config).await?)),
+    }
+}
+
+/// Bring the configured store's schema up to date, and nothing else
+/// (`switchboard migrate`). Returns the schema version, `None` for the
+/// embedded backends, which have no schema.
+pub async fn migrate(config: &StoreConfig) -> Result<Option<i64>> {
+    match config.backend {
+        Backend::Postgres => postgres::migrate(config).await.map(Some),
+        Backend::Fjall | Backend::Sled => Ok(None),
+    }
+}
+
+/// Where the data lives: an embedded engine in the data dir, or PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Fjall,
+    Sled,
+    Postgres,
+}
+
+impl Backend {
+    /// Its name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Fjall => "fjall",
+            Backend::Sled => "sled",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The embedded engine, for the backends that are one.
+    pub fn engine(self) -> Option<Engine> {
+        match self {
+            Backend::Fjall => Some(Engine::Fjall),
+            Backend::Sled => Some(Engine::Sled),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Whether several nodes may share it.
+    pub fn is_shared(self) -> bool {
+        self == Backend::Postgres
+    }
 }
 
 /// `[store]`: which backend, and how long a caller waits for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    pub backend: Engine,
+    pub backend: Backend,
     /// A store call that has not answered by then fails as unavailable
     /// (ingest answers 503 with Retry-After) instead of hanging.
     #[serde(with = "crate::time::duration")]
     pub timeout: Duration,
     /// Block cache of the embedded engine.
     pub cache_bytes: u64,
+    /// The PostgreSQL database (`postgres://user:password@host:port/db`),
+    /// for `backend = "postgres"`. Never shown: see [`DatabaseUrl`].
+    pub url: Option<DatabaseUrl>,
+    /// Connections the PostgreSQL backend keeps at most (one of them
+    /// listens for other nodes' work signals).
+    pub max_connections: u32,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { backend: Engine::Fjall, timeout: Duration::from_secs(5), cache_bytes: 32 << 20 }
+        StoreConfig {
+            backend: Backend::Fjall,
+            timeout: Duration::from_secs(5),
+            cache_bytes: 32 << 20,
+            url: None,
+            max_connections: 16,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// What `Config::load` checks of `[store]`.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.timeout.is_zero() {
+            return Err("store.timeout must be more than 0s".into());
+        }
+        match (self.backend, &self.url) {
+            (Backend::Postgres, None) => Err("store.url is required with store.backend = \"postgres\"".into()),
+            (Backend::Postgres, Some(_)) if self.max_connections < 2 => {
+                Err("store.max_connections must be at least 2 (one listens for other nodes' work)".into())
+            }
+            (Backend::Fjall | Backend::Sled, Some(_)) => {
+                Err("store.url is only for store.backend = \"postgres\"".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The record of an attempt cut short by a process death: what a claim
+/// writes when it finds a lease expired unfinished.
+pub(crate) fn interrupted_attempt(d: &Delivery, n: u32, now: i64) -> AttemptRecord {
+    AttemptRecord {
+        connector: d.connector.clone(),
+        connector_version: d.connector_version.clone().unwrap_or_default(),
+        component_sha256: None,
+        n,
+        // Claimed (and so started) at the delivery's last update.
+        started_at: crate::model::rfc3339(d.updated_at),
+        duration_ms: (now - d.updated_at).max(0) as f64,
+        outcome: crate::outcome::Outcome::Interrupted,
+        error: Some(format!(
+            "the process running this attempt stopped before it finished (interruption {} of at most {MAX_INTERRUPTIONS} in a row); the destination may or may not have received it",
+            d.interruptions + 1
+        )),
+        summary: None,
+        retry_after_ms: None,
+        steps: Vec::new(),
+        logs: Vec::new(),
     }
 }
 

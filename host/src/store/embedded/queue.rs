@@ -6,11 +6,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::super::keys::{self, key};
-use super::super::{Accept, Accepted, ClaimPlan, Claimed, MAX_INTERRUPTIONS, Next, Result};
+use super::super::{Accept, Accepted, ClaimPlan, Claimed, MAX_INTERRUPTIONS, Next, Result, interrupted_attempt};
 use super::kv::Batch;
 use super::tables::{Tables, encode};
 use crate::attempt::AttemptRecord;
-use crate::model::{Delivery, DeliveryStatus, Event, EventStatus, rfc3339};
+use crate::model::{Delivery, DeliveryStatus, Event, EventStatus};
 use crate::outcome::Outcome;
 
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -199,7 +199,7 @@ impl Tables {
             // The lease expired unfinished: the process holding it died.
             new.attempt_count += 1;
             new.interruptions += 1;
-            let record = interrupted(&old, new.attempt_count, plan.now);
+            let record = interrupted_attempt(&old, new.attempt_count, plan.now);
             extra.put(keys::attempt(id, new.attempt_count), encode(&record));
             new.last_outcome = Some(Outcome::Interrupted);
             new.last_error = record.error;
@@ -307,27 +307,5 @@ impl Tables {
                 d.updated_at = now;
             },
         )
-    }
-}
-
-/// The record of an attempt cut short by a process death.
-fn interrupted(d: &Delivery, n: u32, now: i64) -> AttemptRecord {
-    AttemptRecord {
-        connector: d.connector.clone(),
-        connector_version: d.connector_version.clone().unwrap_or_default(),
-        component_sha256: None,
-        n,
-        // Claimed (and so started) at the delivery's last update.
-        started_at: rfc3339(d.updated_at),
-        duration_ms: (now - d.updated_at).max(0) as f64,
-        outcome: Outcome::Interrupted,
-        error: Some(format!(
-            "the process running this attempt stopped before it finished (interruption {} of at most {MAX_INTERRUPTIONS} in a row); the destination may or may not have received it",
-            d.interruptions + 1
-        )),
-        summary: None,
-        retry_after_ms: None,
-        steps: Vec::new(),
-        logs: Vec::new(),
     }
 }
