@@ -7,7 +7,7 @@
 //! [`store`] is durable state, holding the records of [`model`]; [`delivery`]
 //! runs attempts with retries, limits and fair shares; [`runtime`] is the
 //! sandbox, running the connector versions of the [`registry`] ([`devmode`]
-//! reloads them); [`egress`] decides where a connector may connect;
+//! reloads them, [`cluster`] follows other nodes' uploads and blocks); [`egress`] decides where a connector may connect;
 //! [`secrets`] substitutes, scrubs and seals secrets, with [`redact`] finding
 //! their encoded forms; [`keys`] mints and hashes API keys; [`outcome`] is
 //! the outcome codes; [`attempt`] is the record users see; [`time`] reads the
@@ -18,6 +18,7 @@ pub mod api;
 pub mod app;
 pub mod attempt;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod devmode;

@@ -72,11 +72,17 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
     if let Some(dir) = connectors_dir {
         register_dir(&app, &dir, Origin::Bundled).await?;
     }
-    let uploaded = app.uploads_dir();
-    if uploaded.exists() {
-        register_dir(&app, &uploaded, Origin::Uploaded).await?;
+    if app.config().store.backend.is_shared() {
+        // The store holds the cluster's uploads and blocks: the files of
+        // this node's own are not the truth.
+        crate::cluster::sync(&app).await.context("reading the shared connector registry")?;
+    } else {
+        let uploaded = app.uploads_dir();
+        if uploaded.exists() {
+            register_dir(&app, &uploaded, Origin::Uploaded).await?;
+        }
+        app.registry().load_blocked(&app.uploads_dir()).await;
     }
-    app.registry().load_blocked(&app.uploads_dir()).await;
     Ok(app)
 }
 
@@ -119,15 +125,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let delivery = tokio::spawn(crate::delivery::run(app.clone(), shutdown.clone()));
     let sweeper = tokio::spawn(crate::ops::retention::run(app.clone(), shutdown.clone()));
+    tokio::spawn(crate::cluster::follow(app.clone(), shutdown.clone()));
     if let Some(dir) = app.config().connectors_dir.clone().filter(|_| app.config().registry.watch) {
         tracing::info!(dir = %dir.display(), "development mode: watching the connectors directory");
         crate::devmode::spawn(app.clone(), dir, shutdown.clone())?;
     }
-    for mut job in app.store().replays_pending().await? {
-        if let Err(e) = crate::ops::replay::run(&app, &mut job).await {
-            tracing::error!(replay = %job.id, error = %e, "resuming a replay");
-        }
-    }
+    crate::ops::replay::resume(&app).await;
     let router = crate::api::router(app.clone());
     tracing::info!(listen = %listener.local_addr()?, "switchboard serving");
     // TCP_NODELAY: an answer written in two parts must not wait for the

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::model::{Connection, now_ms};
-use crate::store::{ClaimPlan, Claimed};
+use crate::store::{Admission, ClaimPlan, Claimed};
 
 /// Run the scheduler until `shutdown`; then wait for in-flight attempts up to
 /// the grace period. Leases of attempts cut short expire and are retried.
@@ -29,6 +29,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let in_flight = in_flight::InFlight::default();
     let tracker = TaskTracker::new();
     let lease_ms = app.config().delivery.lease.as_millis() as i64;
+    if let Some(signals) = app.store().work_signals() {
+        tokio::spawn(follow_signals(app.clone(), signals, shutdown.clone()));
+    }
     loop {
         let free = workers.available_permits();
         let mut full = false;
@@ -77,30 +80,63 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     }
 }
 
+/// Wake the scheduler when another node queues work (a store several
+/// nodes share signals it), so it claims at once instead of at its next poll.
+async fn follow_signals(app: Arc<App>, mut signals: tokio::sync::broadcast::Receiver<()>, stop: CancellationToken) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            signal = signals.recv() => match signal {
+                // Lagged: signals were missed, which is a signal too.
+                Ok(()) | Err(RecvError::Lagged(_)) => app.wake().notify_one(),
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
 /// Take the connection's slot, then run the attempt; a connection that
-/// turned out to be at its limits (first seen in this claim) gets the
-/// delivery back in the queue for when it has room.
+/// turned out to be at its limits (first seen in this claim, or busy on
+/// other nodes) gets the delivery back in the queue for when it has room.
 #[tracing::instrument(name = "dispatch", skip_all, fields(delivery = %c.delivery.id))]
 async fn dispatch(app: &App, limits: &limits::Limits, c: Claimed) {
     let Some(lease) = c.delivery.lease.clone() else { return };
     let now = now_ms();
     let slot = match &c.connection {
-        Some(connection) => {
-            let (rate, max_in_flight) = connection_limits(app, connection);
-            match limits.try_acquire(&connection.id, rate, max_in_flight, now) {
-                Ok(slot) => Some(slot),
-                Err(retry_at) => {
-                    if let Err(e) = app.store().release(&c.delivery.id, &lease, retry_at, now).await {
-                        tracing::error!(delivery = %c.delivery.id, error = %e, "releasing a delivery");
-                    }
-                    return;
+        Some(connection) => match room(app, limits, connection, now).await {
+            Ok(slot) => Some(slot),
+            Err(retry_at) => {
+                if let Err(e) = app.store().release(&c.delivery.id, &lease, retry_at, now).await {
+                    tracing::error!(delivery = %c.delivery.id, error = %e, "releasing a delivery");
                 }
+                return;
             }
-        }
+        },
         None => None,
     };
     worker::attempt(app, c, &lease).await;
     drop(slot);
+}
+
+/// A slot of this node's, then — for a connection with a rate or a
+/// concurrency of its own — the store's admission, which on a store
+/// several nodes share holds those limits for all of them together. The
+/// default concurrency cap is per node. `Err`: when to try again.
+async fn room(app: &App, limits: &limits::Limits, connection: &Connection, now: i64) -> Result<limits::Slot, i64> {
+    let (rate, max_in_flight) = connection_limits(app, connection);
+    let slot = limits.try_acquire(&connection.id, rate, max_in_flight, now)?;
+    if rate.is_none() && connection.concurrency.is_none() {
+        return Ok(slot);
+    }
+    match app.store().admit(&connection.id, rate, connection.concurrency.map(|_| max_in_flight), now).await {
+        Ok(Admission::Admitted) => Ok(slot),
+        Ok(Admission::RetryAt(at)) => Err(at),
+        Err(e) => {
+            tracing::error!(connection = %connection.id, error = %e, "asking the store for room");
+            Err(now + 1_000)
+        }
+    }
 }
 
 /// Deliveries per second (the connection's, else its connector's default)

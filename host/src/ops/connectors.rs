@@ -9,6 +9,8 @@ use crate::app::App;
 use crate::model::InactiveReason;
 use crate::registry::{Entry, Origin, RegistryError};
 use crate::runtime::ConnectorManifest;
+use crate::store::SharedVersion;
+use crate::time::now_ms;
 
 /// Check `bytes` as connector `name` and make it its newest version, live
 /// at once; returns its manifest.
@@ -38,10 +40,16 @@ pub async fn upload(app: &App, name: &str, bytes: &[u8]) -> Result<ConnectorMani
         Err(e) => Err(e),
     };
     stored.map_err(|source| OpError::Disk { what: "the component", source })?;
+    // Offered to the other nodes before it is live here: a version some
+    // node serves is one every node can load.
+    let shared =
+        SharedVersion { name: name.to_string(), version: m.version.clone(), sha256: connector.sha256().into() };
+    app.store().share_component(&shared, bytes, now_ms()).await?;
     match app.registry().register(Entry { connector, origin: Origin::Uploaded, compiled, blocked: false }) {
         Ok(()) => {}
         Err(RegistryError::NotGreater { existing, .. }) => {
             let _ = tokio::fs::remove_file(&file).await;
+            app.store().unshare_component(name, &m.version).await?;
             return Err(OpError::Conflict(format!("connector `{name}` already has version {existing}")));
         }
         Err(e) => return Err(OpError::Refused(e.to_string())),
@@ -64,6 +72,7 @@ pub async fn remove(app: &App, name: &str, version: &str) -> Result<()> {
     if !pinned.is_empty() {
         return Err(OpError::Conflict(format!("connections pin {name}@{version}: {}", pinned.join(", "))));
     }
+    app.store().unshare_component(name, version).await?;
     if let Some(entry) = app.registry().remove(name, version)
         && entry.origin == Origin::Uploaded
     {
@@ -104,10 +113,12 @@ pub async fn unblock(app: &App, name: &str, version: &str) -> Result<Vec<String>
     Ok(resumed)
 }
 
-/// Mark the version in the registry and record every block on disk.
+/// Mark the version in the registry, for the other nodes in the store, and
+/// record every block on disk.
 async fn set_blocked(app: &App, name: &str, version: &str, blocked: bool) -> Result<()> {
     if !app.registry().set_blocked(name, version, blocked) {
         return Err(OpError::not_found("connector version", format!("{name}@{version}")));
     }
+    app.store().share_block(name, version, blocked).await?;
     app.registry().save_blocked(&app.uploads_dir()).await.map_err(|source| OpError::Disk { what: "the block", source })
 }

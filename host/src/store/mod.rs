@@ -10,6 +10,7 @@
 //! once its events are durable (fsync, or a committed transaction), so
 //! ingest can group-commit.
 
+pub mod copy;
 mod embedded;
 mod keys;
 pub mod postgres;
@@ -276,6 +277,71 @@ pub trait Store: Send + Sync + 'static {
     fn work_signals(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
         None
     }
+
+    // --- the cluster: what nodes sharing this store keep in step -------------
+    // A store only one node uses keeps the defaults: that node's registry
+    // and limits are the whole truth.
+
+    /// The connector versions uploaded to any node, and the blocked ones;
+    /// `None` when no other node shares this store.
+    async fn shared_registry(&self) -> Result<Option<SharedRegistry>> {
+        Ok(None)
+    }
+    /// Offer an uploaded component to the other nodes.
+    async fn share_component(&self, _version: &SharedVersion, _component: &[u8], _now: i64) -> Result<()> {
+        Ok(())
+    }
+    async fn shared_component(&self, _name: &str, _version: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    async fn unshare_component(&self, _name: &str, _version: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn share_block(&self, _name: &str, _version: &str, _blocked: bool) -> Result<()> {
+        Ok(())
+    }
+    /// Hold the replay job until `until` (ms) unless another node holds it
+    /// now; true when this node may run it.
+    async fn claim_replay(&self, _workspace: &str, _id: &str, _until: i64, _now: i64) -> Result<bool> {
+        Ok(true)
+    }
+    /// Admit one more attempt of `connection`, already claimed, within
+    /// limits that hold for all nodes together: `rate` per second (a bucket
+    /// of one second of tokens, at least one) and `max_in_flight` claimed
+    /// at once (this one included).
+    async fn admit(
+        &self,
+        _connection: &str,
+        _rate: Option<f64>,
+        _max_in_flight: Option<u32>,
+        _now: i64,
+    ) -> Result<Admission> {
+        Ok(Admission::Admitted)
+    }
+}
+
+/// The connector versions and blocks the nodes of a cluster share.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedRegistry {
+    pub uploaded: Vec<SharedVersion>,
+    /// `(name, version)` of each blocked version.
+    pub blocked: Vec<(String, String)>,
+}
+
+/// An uploaded connector version, known by its component's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedVersion {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// Whether an attempt may start now under the cluster's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// No room: try again at this time (ms).
+    RetryAt(i64),
 }
 
 /// Open the configured backend: the embedded one in `data_dir/store`, or

@@ -4,6 +4,7 @@
 
 mod active;
 mod cache_index;
+mod export;
 mod kv;
 mod owner;
 mod queue;

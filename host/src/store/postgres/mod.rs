@@ -30,6 +30,8 @@ mod busy;
 mod cache;
 mod catalog;
 mod claim;
+mod cluster;
+mod import;
 mod notify;
 mod queue;
 mod reads;
@@ -54,8 +56,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use self::busy::Busy;
 pub use self::url::DatabaseUrl;
 use super::{
-    Accept, Accepted, CacheEntry, ClaimPlan, Claimed, DeliveryQuery, EventQuery, Next, Page, Result, Store,
-    StoreConfig, StoreError,
+    Accept, Accepted, Admission, CacheEntry, ClaimPlan, Claimed, DeliveryQuery, EventQuery, Next, Page, Result,
+    SharedRegistry, SharedVersion, Store, StoreConfig, StoreError,
 };
 use crate::attempt::AttemptRecord;
 use crate::model::{ApiKey, Connection, Delivery, Event, ReplayJob, Rule, Workspace};
@@ -72,6 +74,8 @@ pub struct PgStore {
     /// start after it.
     last_served: Mutex<String>,
     signals: broadcast::Sender<()>,
+    /// This process among the nodes, for the work it holds (replay jobs).
+    node: String,
     /// Stops the listener task when the store goes.
     _listener: DropGuard,
 }
@@ -122,6 +126,7 @@ impl PgStore {
             busy: Arc::default(),
             last_served: Mutex::default(),
             signals,
+            node: ulid::Ulid::new().to_string(),
             _listener: stop.drop_guard(),
         })
     }
@@ -274,5 +279,33 @@ impl Store for PgStore {
 
     fn work_signals(&self) -> Option<broadcast::Receiver<()>> {
         Some(self.signals.subscribe())
+    }
+
+    async fn shared_registry(&self) -> Result<Option<SharedRegistry>> {
+        self.call(cluster::registry(&self.pool)).await.map(Some)
+    }
+    async fn share_component(&self, version: &SharedVersion, component: &[u8], now: i64) -> Result<()> {
+        self.call(cluster::put_component(&self.pool, version, component, now)).await
+    }
+    async fn shared_component(&self, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
+        self.call(cluster::component(&self.pool, name, version)).await
+    }
+    async fn unshare_component(&self, name: &str, version: &str) -> Result<()> {
+        self.call(cluster::remove_component(&self.pool, name, version)).await
+    }
+    async fn share_block(&self, name: &str, version: &str, blocked: bool) -> Result<()> {
+        self.call(cluster::set_blocked(&self.pool, name, version, blocked)).await
+    }
+    async fn claim_replay(&self, workspace: &str, id: &str, until: i64, now: i64) -> Result<bool> {
+        self.call(cluster::claim_replay(&self.pool, &self.node, workspace, id, until, now)).await
+    }
+    async fn admit(
+        &self,
+        connection: &str,
+        rate: Option<f64>,
+        max_in_flight: Option<u32>,
+        now: i64,
+    ) -> Result<Admission> {
+        self.call(cluster::admit(&self.pool, connection, rate, max_in_flight, now)).await
     }
 }

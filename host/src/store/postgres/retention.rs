@@ -1,6 +1,6 @@
 //! Retention in PostgreSQL: removing old events whose deliveries are all
 //! final, with their deliveries and attempts (`ON DELETE CASCADE`), in
-//! bounded batches. Nothing waits on a row another call holds: the sweep
+//! bounded batches, by one node at a time (an advisory lock). Nothing waits on a row another call holds: the sweep
 //! skips locked events and deliveries, and leaves an event for a later
 //! sweep when it could not lock all of its deliveries (one being requeued
 //! or finished right now).
@@ -12,8 +12,20 @@ use sqlx::PgPool;
 use super::super::Result;
 use super::rows::FINAL_STATUSES;
 
+/// The advisory lock of the retention sweep ("SB" + 3; see `cache.rs`):
+/// one node sweeps at a time, the others find it taken and skip their turn.
+const SWEEP_LOCK: (i32, i32) = (0x5342_0003, 0);
+
 pub async fn sweep(pool: &PgPool, before: i64, max: usize) -> Result<usize> {
     let mut tx = pool.begin().await?;
+    let (ours,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1, $2)")
+        .bind(SWEEP_LOCK.0)
+        .bind(SWEEP_LOCK.1)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !ours {
+        return Ok(0);
+    }
     let sql = format!(
         "SELECT e.workspace, e.id, cardinality(e.delivery_ids) FROM events e \
          WHERE e.created_at < $1 AND NOT EXISTS ( \

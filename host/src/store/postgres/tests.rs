@@ -1,13 +1,16 @@
 //! What only a shared database has to get right, beyond the conformance
 //! suite: two nodes on one database — work signals reach the other node,
-//! and concurrent claims never hand one delivery to both.
+//! concurrent claims never hand one delivery to both, a connection's limits
+//! and the registry are the same for both, a replay runs on one of them.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::super::{Accept, Backend, ClaimPlan, DatabaseUrl, Store, StoreConfig};
+use super::super::{
+    Accept, Admission, Backend, ClaimPlan, DatabaseUrl, SharedRegistry, SharedVersion, Store, StoreConfig,
+};
 use super::PgStore;
 use super::scratch::ScratchCluster;
 use crate::model::{Delivery, DeliveryStatus, Event};
@@ -150,4 +153,76 @@ async fn text_from_outside_never_fails_a_write() {
     let entry = crate::store::CacheEntry { value: "a\0b".into(), expires_at: 100 };
     store.cache_set("conn", "k\0", &entry).await.unwrap();
     assert_eq!(store.cache_get("conn", "k\0", 0).await.unwrap().as_deref(), Some("a\0b"), "cached exactly");
+}
+
+#[tokio::test]
+async fn a_connections_rate_holds_for_both_nodes_together() {
+    let (a, b) = two_nodes().await;
+    // 5 a second: a full bucket of five, shared, then one every 200 ms.
+    for i in 0..5 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(node.admit("conn", Some(5.0), None, 1_000).await.unwrap(), Admission::Admitted, "token {i}");
+    }
+    assert_eq!(a.admit("conn", Some(5.0), None, 1_000).await.unwrap(), Admission::RetryAt(1_200));
+    assert_eq!(b.admit("conn", Some(5.0), None, 1_100).await.unwrap(), Admission::RetryAt(1_200));
+    assert_eq!(b.admit("conn", Some(5.0), None, 1_200).await.unwrap(), Admission::Admitted);
+    assert_eq!(
+        a.admit("other", Some(5.0), None, 1_200).await.unwrap(),
+        Admission::Admitted,
+        "buckets are per connection"
+    );
+}
+
+#[tokio::test]
+async fn attempts_in_flight_are_counted_on_every_node() {
+    let (a, b) = two_nodes().await;
+    a.accept_all(vec![event("evt_1", 8)]).await.unwrap(); // two deliveries per connection
+    let plan = ClaimPlan { now: 10, lease_ms: 1_000, limit: 8, default_room: usize::MAX, ..Default::default() };
+    assert_eq!(a.claim_due(plan).await.unwrap().len(), 8);
+    // conn_0 has two leased: a cap of two admits (this one included), of one does not.
+    assert_eq!(b.admit("conn_0", None, Some(2), 20).await.unwrap(), Admission::Admitted);
+    assert!(matches!(b.admit("conn_0", None, Some(1), 20).await.unwrap(), Admission::RetryAt(_)));
+    // Leases that expired (their node died) no longer count.
+    assert_eq!(b.admit("conn_0", None, Some(1), 2_000).await.unwrap(), Admission::Admitted);
+}
+
+#[tokio::test]
+async fn uploads_and_blocks_are_seen_by_every_node() {
+    let (a, b) = two_nodes().await;
+    assert_eq!(b.shared_registry().await.unwrap(), Some(SharedRegistry::default()));
+    let v = SharedVersion { name: "webhook".into(), version: "1.2.0".into(), sha256: "ab12".into() };
+    a.share_component(&v, b"\0asm", 5).await.unwrap();
+    a.share_block("webhook", "1.1.0", true).await.unwrap();
+    let seen = b.shared_registry().await.unwrap().unwrap();
+    assert_eq!(seen.uploaded, [v]);
+    assert_eq!(seen.blocked, [("webhook".to_string(), "1.1.0".to_string())]);
+    assert_eq!(b.shared_component("webhook", "1.2.0").await.unwrap().as_deref(), Some(&b"\0asm"[..]));
+    a.share_block("webhook", "1.1.0", false).await.unwrap();
+    a.unshare_component("webhook", "1.2.0").await.unwrap();
+    assert_eq!(b.shared_registry().await.unwrap(), Some(SharedRegistry::default()));
+}
+
+#[tokio::test]
+async fn a_replay_job_runs_on_one_node_until_its_hold_passes() {
+    let (a, b) = two_nodes().await;
+    let job = crate::model::ReplayJob {
+        id: "rpl_1".into(),
+        workspace: "ws".into(),
+        status: DeliveryStatus::Failed,
+        connection: None,
+        rule: None,
+        since: None,
+        until: None,
+        matched: 0,
+        requeued: 0,
+        state: crate::model::ReplayState::Pending,
+        created_at: 0,
+    };
+    a.put_replay(&job).await.unwrap();
+    assert!(a.claim_replay("ws", "rpl_1", 1_000, 0).await.unwrap());
+    assert!(!b.claim_replay("ws", "rpl_1", 1_500, 500).await.unwrap(), "held by a");
+    assert!(a.claim_replay("ws", "rpl_1", 2_000, 900).await.unwrap(), "a renews its hold");
+    assert!(!b.claim_replay("ws", "rpl_1", 2_500, 1_500).await.unwrap(), "renewed");
+    assert!(b.claim_replay("ws", "rpl_1", 3_000, 2_000).await.unwrap(), "a stopped renewing: b takes over");
+    assert!(!a.claim_replay("ws", "rpl_1", 3_500, 2_100).await.unwrap(), "a lost it");
 }

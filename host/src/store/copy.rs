@@ -1,0 +1,1 @@
+//! Moving an install from the embedded store to PostgreSQL (`switchboard store copy`).

@@ -1,0 +1,1 @@
+//! Reading an embedded store whole, for `store copy` (see `store::copy`).

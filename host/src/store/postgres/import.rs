@@ -1,0 +1,1 @@
+//! Writing records as they are, for `store copy` (see `store::copy`).
