@@ -31,6 +31,7 @@ mod cache;
 mod catalog;
 mod claim;
 mod cluster;
+mod group;
 mod import;
 mod notify;
 mod queue;
@@ -74,6 +75,8 @@ pub struct PgStore {
     /// start after it.
     last_served: Mutex<String>,
     signals: broadcast::Sender<()>,
+    /// Ingest's group commit.
+    group: group::Grouper,
     /// This process among the nodes, for the work it holds (replay jobs).
     node: String,
     /// Stops the listener task when the store goes.
@@ -120,12 +123,14 @@ impl PgStore {
         MIGRATOR.run(&pool).await?;
         let stop = CancellationToken::new();
         let signals = notify::spawn(pool.clone(), stop.clone());
+        let group = group::Grouper::spawn(pool.clone());
         Ok(PgStore {
             pool,
             timeout: config.timeout,
             busy: Arc::default(),
             last_served: Mutex::default(),
             signals,
+            group,
             node: ulid::Ulid::new().to_string(),
             _listener: stop.drop_guard(),
         })
@@ -190,7 +195,7 @@ impl Store for PgStore {
     }
 
     async fn accept_all(&self, accepts: Vec<Accept>) -> Result<Vec<Accepted>> {
-        self.call(accept::accept_all(&self.pool, accepts)).await
+        self.call(self.group.accept(accepts)).await
     }
     async fn sync(&self) -> Result<()> {
         Ok(()) // every call answered after its commit, which is durable
