@@ -9,10 +9,15 @@
 //! record and the delivery's next state. [`Store::accept_all`] answers only
 //! once its events are durable (fsync, or a committed transaction), so
 //! ingest can group-commit.
+//!
+//! Beside the trait: `config.rs` (`[store]`), `plan.rs` (what a claim may
+//! take and what comes of it), `copy.rs` (moving an install to PostgreSQL).
 
+mod config;
 pub mod copy;
 mod embedded;
 mod keys;
+mod plan;
 pub mod postgres;
 
 use std::sync::Arc;
@@ -20,7 +25,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::config::{Backend, StoreConfig};
 pub use self::embedded::{EmbeddedStore, Engine};
+pub(crate) use self::plan::interrupted_attempt;
+pub use self::plan::{ClaimPlan, Claimed, MAX_INTERRUPTIONS, Next};
 pub use self::postgres::{DatabaseUrl, PgStore};
 use crate::attempt::AttemptRecord;
 use crate::model::{ApiKey, Connection, Delivery, DeliveryStatus, Event, EventStatus, ReplayJob, Rule, Workspace};
@@ -79,71 +87,6 @@ pub enum Accepted {
     /// The idempotency key was seen within 24 h: the original event.
     Duplicate(Event),
 }
-
-/// What happens to a delivery after an attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Next {
-    Completed,
-    Failed,
-    Retry {
-        at: i64,
-    },
-    /// The connection is paused: wait, without a due time, until it is fixed.
-    Wait,
-}
-
-/// How many deliveries one claim may take: `limit` in all, and per
-/// connection the room its concurrency and rate limits leave (`room`, or
-/// `default_room` for connections the scheduler has not seen yet), and per
-/// workspace its fair share of the workers. A connection or workspace with
-/// no room is skipped, not churned through the queue. Claims take turns
-/// between workspaces (round robin, one delivery a turn, the first turn
-/// after the workspace served last) and, within a workspace, between its
-/// due connections, most overdue first.
-#[derive(Debug, Clone, Default)]
-pub struct ClaimPlan {
-    pub now: i64,
-    pub lease_ms: i64,
-    pub limit: usize,
-    pub default_room: usize,
-    pub room: std::collections::HashMap<String, usize>,
-    /// The scheduler's worker pool (0: no per-workspace share).
-    pub workers: usize,
-    /// Attempts in flight per workspace.
-    pub in_flight: std::collections::HashMap<String, usize>,
-}
-
-impl ClaimPlan {
-    pub fn room_for(&self, connection: &str) -> usize {
-        self.room.get(connection).copied().unwrap_or(self.default_room)
-    }
-
-    /// How many more attempts `workspace` may start, when `busy` workspaces
-    /// have work (in flight or due). Its share is an equal part of the
-    /// workers, never more than three quarters of them: a workspace whose
-    /// work arrives while another fills the pool finds free workers at once
-    /// instead of waiting for the other's attempts, which may be slow.
-    pub fn workspace_room(&self, workspace: &str, busy: usize) -> usize {
-        if self.workers == 0 {
-            return usize::MAX;
-        }
-        let share = self.workers.div_ceil(busy.max(1)).min(self.workers - self.workers / 4).max(1);
-        share.saturating_sub(self.in_flight.get(workspace).copied().unwrap_or(0))
-    }
-}
-
-/// A claimed delivery with what its attempt needs, read in the same step.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub delivery: Delivery,
-    pub event: Option<Event>,
-    pub connection: Option<Connection>,
-}
-
-/// An attempt whose process died before it finished is recorded with this
-/// many consecutive interruptions at most; then the delivery fails, so a
-/// delivery that kills the process cannot crash-loop it.
-pub const MAX_INTERRUPTIONS: u32 = 3;
 
 /// Filters for listing deliveries.
 #[derive(Debug, Clone, Default)]
@@ -367,113 +310,6 @@ pub async fn migrate(config: &StoreConfig) -> Result<Option<i64>> {
     match config.backend {
         Backend::Postgres => postgres::migrate(config).await.map(Some),
         Backend::Fjall | Backend::Sled => Ok(None),
-    }
-}
-
-/// Where the data lives: an embedded engine in the data dir, or PostgreSQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    Fjall,
-    Sled,
-    Postgres,
-}
-
-impl Backend {
-    /// Its name in the configuration.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Fjall => "fjall",
-            Backend::Sled => "sled",
-            Backend::Postgres => "postgres",
-        }
-    }
-
-    /// The embedded engine, for the backends that are one.
-    pub fn engine(self) -> Option<Engine> {
-        match self {
-            Backend::Fjall => Some(Engine::Fjall),
-            Backend::Sled => Some(Engine::Sled),
-            Backend::Postgres => None,
-        }
-    }
-
-    /// Whether several nodes may share it.
-    pub fn is_shared(self) -> bool {
-        self == Backend::Postgres
-    }
-}
-
-/// `[store]`: which backend, and how long a caller waits for it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    pub backend: Backend,
-    /// A store call that has not answered by then fails as unavailable
-    /// (ingest answers 503 with Retry-After) instead of hanging.
-    #[serde(with = "crate::time::duration")]
-    pub timeout: Duration,
-    /// Block cache of the embedded engine.
-    pub cache_bytes: u64,
-    /// The PostgreSQL database (`postgres://user:password@host:port/db`),
-    /// for `backend = "postgres"`. Never shown: see [`DatabaseUrl`].
-    pub url: Option<DatabaseUrl>,
-    /// Connections the PostgreSQL backend keeps at most (one of them
-    /// listens for other nodes' work signals).
-    pub max_connections: u32,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            backend: Backend::Fjall,
-            timeout: Duration::from_secs(5),
-            cache_bytes: 32 << 20,
-            url: None,
-            max_connections: 16,
-        }
-    }
-}
-
-impl StoreConfig {
-    /// What `Config::load` checks of `[store]`.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.timeout.is_zero() {
-            return Err("store.timeout must be more than 0s".into());
-        }
-        match (self.backend, &self.url) {
-            (Backend::Postgres, None) => Err("store.url is required with store.backend = \"postgres\"".into()),
-            (Backend::Postgres, Some(_)) if self.max_connections < 2 => {
-                Err("store.max_connections must be at least 2 (one listens for other nodes' work)".into())
-            }
-            (Backend::Fjall | Backend::Sled, Some(_)) => {
-                Err("store.url is only for store.backend = \"postgres\"".into())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// The record of an attempt cut short by a process death: what a claim
-/// writes when it finds a lease expired unfinished.
-pub(crate) fn interrupted_attempt(d: &Delivery, n: u32, now: i64) -> AttemptRecord {
-    AttemptRecord {
-        connector: d.connector.clone(),
-        connector_version: d.connector_version.clone().unwrap_or_default(),
-        component_sha256: None,
-        n,
-        // Claimed (and so started) at the delivery's last update.
-        started_at: crate::model::rfc3339(d.updated_at),
-        duration_ms: (now - d.updated_at).max(0) as f64,
-        outcome: crate::outcome::Outcome::Interrupted,
-        error: Some(format!(
-            "the process running this attempt stopped before it finished (interruption {} of at most {MAX_INTERRUPTIONS} in a row); the destination may or may not have received it",
-            d.interruptions + 1
-        )),
-        summary: None,
-        retry_after_ms: None,
-        steps: Vec::new(),
-        logs: Vec::new(),
     }
 }
 
