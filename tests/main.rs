@@ -3,6 +3,7 @@
 
 mod author;
 mod cli;
+mod cluster;
 mod connectors;
 mod crash;
 mod crash_loop;

@@ -287,7 +287,7 @@ impl TestHost {
 }
 
 /// A webhook connection's body: to `url`, with the test signing secret.
-fn webhook(url: &str) -> Value {
+pub fn webhook(url: &str) -> Value {
     json!({"connector": "webhook", "name": "hook", "settings": {"url": url},
            "secrets": {"signing_secret": super::WEBHOOK_SECRET}})
 }

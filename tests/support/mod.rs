@@ -3,6 +3,7 @@
 //! Standard Webhooks verifier, and sandbox helpers.
 
 pub mod build;
+pub mod cluster;
 pub mod fakes;
 pub mod fuzz;
 pub mod host;
