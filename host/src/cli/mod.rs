@@ -1,4 +1,5 @@
-//! The command line: `switchboard serve`, `switchboard migrate` and the
+//! The command line: `switchboard serve`, `switchboard migrate`,
+//! `switchboard store copy` and the
 //! connector-author tooling (`switchboard connector new|build|run|test|publish`).
 //!
 //! Exit codes, every command: 0 ok (for `run`/`test`: delivered as
@@ -11,6 +12,7 @@ mod fixture;
 mod migrate;
 mod publish;
 mod scaffold;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +42,9 @@ pub enum Command {
     /// Bring the configured store's schema up to date, then exit (`serve`
     /// does it too, at start).
     Migrate(migrate::MigrateArgs),
+    /// Move a single node's embedded store into PostgreSQL.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Work with connector components.
     #[command(subcommand)]
     Connector(ConnectorCommand),
@@ -139,6 +144,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }),
+        Command::Store(command) => store::run(command).await,
         Command::Connector(command) => {
             let result = match command {
                 ConnectorCommand::New(args) => scaffold::run(args),
