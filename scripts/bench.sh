@@ -2,7 +2,7 @@
 # Run a benchmark in release mode after building the guest components it loads.
 # Usage: scripts/bench.sh [NAME]   (default: invocation)
 # NAME is a bench of the host (host/benches/NAME.rs) or of the integration
-# suite (tests/benches/NAME.rs: onboarding, fuzz); the package is picked by
+# suite (tests/benches/NAME.rs: onboarding, fuzz, cluster); the package is picked by
 # where it lives. `scripts/bench.sh fuzz` honours FUZZ_CASES and FUZZ_SEED.
 set -euo pipefail
 cd "$(dirname "$0")/.."
