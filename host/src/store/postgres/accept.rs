@@ -9,7 +9,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 
 use super::super::{Accept, Accepted, Result, StoreError};
 use super::notify;
-use super::rows::{self, EVENT_COLUMNS, int, text};
+use super::rows::{self, DELIVERY_INSERT_COLUMNS, EVENT_COLUMNS, bind_delivery, bind_event};
 use crate::model::{Delivery, Event};
 
 /// An idempotency key is remembered this long after the event it made.
@@ -151,18 +151,7 @@ pub fn prefixed(table: &str, columns: &str) -> String {
 async fn insert_events(tx: &mut Transaction<'_, Postgres>, accepts: &[&Accept]) -> Result<()> {
     for chunk in accepts.chunks(MAX_BINDS / EVENT_BINDS) {
         let mut insert = QueryBuilder::<Postgres>::new(format!("INSERT INTO events ({EVENT_COLUMNS}) "));
-        insert.push_values(chunk, |mut row, a| {
-            let e = &a.event;
-            row.push_bind(&e.workspace)
-                .push_bind(&e.id)
-                .push_bind(text(&e.event))
-                .push_bind(text(&e.resource))
-                .push_bind(e.resource_id.as_deref().map(text))
-                .push_bind(text(&e.payload))
-                .push_bind(&e.created_by)
-                .push_bind(e.created_at)
-                .push_bind(e.delivery_ids.as_slice());
-        });
+        insert.push_values(chunk, |mut row, a| bind_event(&mut row, &a.event));
         // Each group size is a new statement text: not worth preparing.
         insert.build().persistent(false).execute(&mut **tx).await?;
     }
@@ -171,32 +160,8 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, accepts: &[&Accept]) 
 
 async fn insert_deliveries(tx: &mut Transaction<'_, Postgres>, deliveries: &[&Delivery]) -> Result<()> {
     for chunk in deliveries.chunks(MAX_BINDS / DELIVERY_BINDS) {
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO deliveries (id, workspace, event_id, rule, connection, connector, action, fields, status, \
-             attempt_count, due_at, lease, connector_version, last_error, last_outcome, interruptions, created_at, \
-             updated_at) ",
-        );
-        insert.push_values(chunk, |mut row, d| {
-            row.push_bind(&d.id)
-                .push_bind(&d.workspace)
-                .push_bind(&d.event_id)
-                .push_bind(&d.rule)
-                .push_bind(&d.connection)
-                .push_bind(&d.connector)
-                .push_bind(&d.action)
-                .push_bind(d.fields.to_string())
-                .push_unseparated("::json")
-                .push_bind(d.status.as_str())
-                .push_bind(int(d.attempt_count))
-                .push_bind(d.due_at)
-                .push_bind(d.lease.as_deref())
-                .push_bind(d.connector_version.as_deref().map(text))
-                .push_bind(d.last_error.as_deref().map(text))
-                .push_bind(d.last_outcome.map(|o| o.as_str()))
-                .push_bind(int(d.interruptions))
-                .push_bind(d.created_at)
-                .push_bind(d.updated_at);
-        });
+        let mut insert = QueryBuilder::<Postgres>::new(format!("INSERT INTO deliveries ({DELIVERY_INSERT_COLUMNS}) "));
+        insert.push_values(chunk, |mut row, d| bind_delivery(&mut row, d));
         insert.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())

@@ -11,7 +11,7 @@ use super::super::Result;
 use super::super::copy::IdempotencyKey;
 use super::PgStore;
 use super::queue::record_attempts;
-use super::rows::{EVENT_COLUMNS, int, text};
+use super::rows::{DELIVERY_INSERT_COLUMNS, EVENT_COLUMNS, bind_delivery, bind_event};
 use crate::attempt::AttemptRecord;
 use crate::model::{Delivery, Event};
 
@@ -19,9 +19,6 @@ use crate::model::{Delivery, Event};
 const MAX_BINDS: usize = u16::MAX as usize;
 const EVENT_BINDS: usize = 9;
 const DELIVERY_BINDS: usize = 18;
-
-const DELIVERY_COLUMNS: &str = "id, workspace, event_id, rule, connection, connector, action, fields, status, \
-     attempt_count, due_at, lease, connector_version, last_error, last_outcome, interruptions, created_at, updated_at";
 
 /// `col = EXCLUDED.col` for each of `columns` but the key ones.
 fn replace_all(columns: &str, key: &[&str]) -> String {
@@ -96,18 +93,7 @@ async fn upsert_events(tx: &mut Transaction<'_, Postgres>, events: &[Event]) -> 
     let update = replace_all(EVENT_COLUMNS, &["workspace", "id"]);
     for chunk in events.chunks(MAX_BINDS / EVENT_BINDS) {
         let mut insert = QueryBuilder::<Postgres>::new(format!("INSERT INTO events ({EVENT_COLUMNS}) "));
-        insert.push_values(chunk, |mut row, e| {
-            // As `accept.rs` writes them: free text never holds NUL.
-            row.push_bind(&e.workspace)
-                .push_bind(&e.id)
-                .push_bind(text(&e.event))
-                .push_bind(text(&e.resource))
-                .push_bind(e.resource_id.as_deref().map(text))
-                .push_bind(text(&e.payload))
-                .push_bind(&e.created_by)
-                .push_bind(e.created_at)
-                .push_bind(e.delivery_ids.as_slice());
-        });
+        insert.push_values(chunk, |mut row, e| bind_event(&mut row, e));
         insert.push(format!(" ON CONFLICT (workspace, id) DO UPDATE SET {update}"));
         // Each chunk size is a new statement text: not worth preparing.
         insert.build().persistent(false).execute(&mut **tx).await?;
@@ -116,30 +102,10 @@ async fn upsert_events(tx: &mut Transaction<'_, Postgres>, events: &[Event]) -> 
 }
 
 async fn upsert_deliveries(tx: &mut Transaction<'_, Postgres>, deliveries: &[Delivery]) -> Result<()> {
-    let update = replace_all(DELIVERY_COLUMNS, &["id"]);
+    let update = replace_all(DELIVERY_INSERT_COLUMNS, &["id"]);
     for chunk in deliveries.chunks(MAX_BINDS / DELIVERY_BINDS) {
-        let mut insert = QueryBuilder::<Postgres>::new(format!("INSERT INTO deliveries ({DELIVERY_COLUMNS}) "));
-        insert.push_values(chunk, |mut row, d| {
-            row.push_bind(&d.id)
-                .push_bind(&d.workspace)
-                .push_bind(&d.event_id)
-                .push_bind(&d.rule)
-                .push_bind(&d.connection)
-                .push_bind(&d.connector)
-                .push_bind(&d.action)
-                .push_bind(d.fields.to_string())
-                .push_unseparated("::json")
-                .push_bind(d.status.as_str())
-                .push_bind(int(d.attempt_count))
-                .push_bind(d.due_at)
-                .push_bind(d.lease.as_deref())
-                .push_bind(d.connector_version.as_deref().map(text))
-                .push_bind(d.last_error.as_deref().map(text))
-                .push_bind(d.last_outcome.map(|o| o.as_str()))
-                .push_bind(int(d.interruptions))
-                .push_bind(d.created_at)
-                .push_bind(d.updated_at);
-        });
+        let mut insert = QueryBuilder::<Postgres>::new(format!("INSERT INTO deliveries ({DELIVERY_INSERT_COLUMNS}) "));
+        insert.push_values(chunk, |mut row, d| bind_delivery(&mut row, d));
         insert.push(format!(" ON CONFLICT (id) DO UPDATE SET {update}"));
         insert.build().persistent(false).execute(&mut **tx).await?;
     }
@@ -153,7 +119,7 @@ mod tests {
     #[test]
     fn an_upsert_replaces_every_column_but_the_key() {
         assert_eq!(replace_all("workspace, id, event", &["workspace", "id"]), "event = EXCLUDED.event");
-        let deliveries = replace_all(DELIVERY_COLUMNS, &["id"]);
+        let deliveries = replace_all(DELIVERY_INSERT_COLUMNS, &["id"]);
         assert_eq!(deliveries.matches("EXCLUDED").count(), DELIVERY_BINDS - 1);
         assert_eq!(EVENT_COLUMNS.split(',').count(), EVENT_BINDS);
     }

@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::query_builder::Separated;
+use sqlx::{Postgres, Row};
 
 use super::super::{Result, StoreError};
 use crate::model::{Delivery, DeliveryStatus, Event};
@@ -21,11 +22,53 @@ pub const DELIVERY_COLUMNS: &str = "id, workspace, event_id, rule, connection, c
      fields::text AS fields, status, attempt_count, due_at, lease, connector_version, last_error, \
      last_outcome, interruptions, created_at, updated_at";
 
+/// The columns [`bind_delivery`] writes, in an insert into `deliveries`.
+pub const DELIVERY_INSERT_COLUMNS: &str = "id, workspace, event_id, rule, connection, connector, action, fields, \
+     status, attempt_count, due_at, lease, connector_version, last_error, last_outcome, interruptions, created_at, \
+     updated_at";
+
 /// The final statuses as an SQL list, for `status IN (…)`; the tests check
 /// it against [`DeliveryStatus::is_final`].
 pub const FINAL_STATUSES: &str = "('completed', 'failed', 'canceled')";
 
 /// A record as the JSON text bound to a `json` parameter (`$n::json`).
+/// An event's values in [`EVENT_COLUMNS`] order, for a multi-row insert.
+/// Free text never holds NUL (see [`text`]).
+pub fn bind_event<'args>(row: &mut Separated<'_, 'args, Postgres, &'static str>, e: &'args Event) {
+    row.push_bind(&e.workspace)
+        .push_bind(&e.id)
+        .push_bind(text(&e.event))
+        .push_bind(text(&e.resource))
+        .push_bind(e.resource_id.as_deref().map(text))
+        .push_bind(text(&e.payload))
+        .push_bind(&e.created_by)
+        .push_bind(e.created_at)
+        .push_bind(e.delivery_ids.as_slice());
+}
+
+/// A delivery's values in [`DELIVERY_COLUMNS`] order, for a multi-row insert.
+pub fn bind_delivery<'args>(row: &mut Separated<'_, 'args, Postgres, &'static str>, d: &'args Delivery) {
+    row.push_bind(&d.id)
+        .push_bind(&d.workspace)
+        .push_bind(&d.event_id)
+        .push_bind(&d.rule)
+        .push_bind(&d.connection)
+        .push_bind(&d.connector)
+        .push_bind(&d.action)
+        .push_bind(d.fields.to_string())
+        .push_unseparated("::json")
+        .push_bind(d.status.as_str())
+        .push_bind(int(d.attempt_count))
+        .push_bind(d.due_at)
+        .push_bind(d.lease.as_deref())
+        .push_bind(d.connector_version.as_deref().map(text))
+        .push_bind(d.last_error.as_deref().map(text))
+        .push_bind(d.last_outcome.map(|o| o.as_str()))
+        .push_bind(int(d.interruptions))
+        .push_bind(d.created_at)
+        .push_bind(d.updated_at);
+}
+
 pub fn to_json<T: Serialize>(record: &T) -> String {
     // The records are plain data (strings, numbers, maps with string keys):
     // serialising them cannot fail.
