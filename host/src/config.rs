@@ -31,6 +31,9 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub sandbox: SandboxLimits,
     pub store: StoreConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Config {
@@ -49,6 +52,9 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             sandbox: SandboxLimits::default(),
             store: StoreConfig::default(),
+            log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -183,6 +189,61 @@ impl Default for SandboxLimits {
             request_timeout: Duration::from_secs(10),
             max_concurrent_instances: 256,
         }
+    }
+}
+
+/// `[log]`: how the server writes its log (to stderr).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: a level (`info`) or directives
+    /// (`warn,switchboard=debug`). `SWITCHBOARD_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; colored only on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[metrics]`: `GET /metrics` is open unless a token is set; then it wants
+/// `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub token: Option<String>,
+}
+
+/// `[alerts]`: with a workspace set, Switchboard emits its own events
+/// (`switchboard.connection.paused`, `switchboard.connection.failing`) into
+/// it, at most one per connection and kind per `window`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub workspace: Option<String>,
+    /// Debounce and measuring window for `failing`.
+    #[serde(with = "duration")]
+    pub window: Duration,
+    /// `failing` fires when failed / finished attempts in the window exceeds this…
+    pub failure_ratio: f64,
+    /// …over at least this many attempts.
+    pub min_attempts: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { workspace: None, window: Duration::from_secs(900), failure_ratio: 0.5, min_attempts: 10 }
     }
 }
 

@@ -14,6 +14,7 @@
 //! clock and writes instants; [`cli`] is the command line; `fault` holds
 //! test-only fault hooks.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod attempt;
@@ -26,6 +27,7 @@ pub mod egress;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod outcome;
@@ -36,6 +38,8 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod time;
+pub mod ui;
 
 pub use server::run;

@@ -1,16 +1,92 @@
-//! `ApiError`: every failure the API reports, as JSON `{"message", "error"?}`
-//! with the right status. The one place statuses are chosen for errors.
+//! `ApiError`: every failure the API reports, as JSON
+//! `{"code", "message", "details"?}` with the right status. The one place
+//! statuses and codes are chosen for errors.
+//!
+//! `details` is repeated as `error`: the Meshes events API, which ingest is
+//! wire-compatible with, names that member `error`.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::store::StoreError;
 
+/// A stable, machine-readable reason. Clients match on these; the message is
+/// for people and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request is malformed (query, path, JSON or body shape).
+    BadRequest,
+    /// 401: no credentials, or ones nobody issued.
+    Unauthorized,
+    /// 403: the credentials are valid but not for this resource.
+    Forbidden,
+    /// 404: the record is not there.
+    NotFound,
+    /// 404: no route has this path.
+    RouteNotFound,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
+    /// 409: the change conflicts with the current state.
+    Conflict,
+    /// 413: the body is over its limit.
+    PayloadTooLarge,
+    /// 415: the body is not of the type the route takes.
+    UnsupportedMediaType,
+    /// 422: the request is well-formed but refused; `details.path` names the field when there is one.
+    Unprocessable,
+    /// 425: the delivery has an attempt in flight or due within a second.
+    TooEarly,
+    /// 429: over a rate; see `Retry-After`.
+    RateLimited,
+    /// 500: a fault of the server's own.
+    Internal,
+    /// 503: the store cannot take writes now; see `Retry-After`.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The code a status gets unless a more precise one is given.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            409 => Self::Conflict,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            422 => Self::Unprocessable,
+            425 => Self::TooEarly,
+            429 => Self::RateLimited,
+            503 => Self::Unavailable,
+            400..=499 => Self::BadRequest,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": "not_found", "message": "connection `con_01J…` not found"}))]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// What the code alone does not say: `path` (the JSON path of the field at fault), and the like.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    /// The same as `details`, under the name the Meshes events API uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
+    pub code: ErrorCode,
     pub message: String,
     pub error: Option<Value>,
     pub retry_after: Option<u64>,
@@ -18,7 +94,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), error: None, retry_after: None }
+        ApiError { status, code: ErrorCode::for_status(status), message: message.into(), error: None, retry_after: None }
+    }
+    pub fn with_code(mut self, code: ErrorCode) -> Self {
+        self.code = code;
+        self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -65,12 +145,9 @@ impl ApiError {
         self
     }
 
-    /// The `{"message", "error"?}` body, also used per item in bulk answers.
-    pub fn body(&self) -> Value {
-        match &self.error {
-            Some(e) => json!({"message": self.message, "error": e}),
-            None => json!({"message": self.message}),
-        }
+    /// The error body, also used per item in bulk answers.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { code: self.code, message: self.message.clone(), details: self.error.clone(), error: self.error.clone() }
     }
 }
 

@@ -72,6 +72,7 @@ async fn emit(
     let rules = app.rules_for(&key.workspace).await?;
     let accept = plan(&rules, &key, &body, idempotency_key)?;
     let mut accepted = app.store().accept_all(vec![accept]).await?;
+    crate::metrics::events_accepted(&accepted);
     app.wake().notify_one();
     Ok(match accepted.pop() {
         Some(Accepted::New(e)) => (StatusCode::CREATED, Json(Ingested { event: (&e).into() })).into_response(),
@@ -91,7 +92,9 @@ async fn emit_bulk(State(app): State<AppState>, Ingest { key, body, .. }: Ingest
     let rules = app.rules_for(&key.workspace).await?;
     let planned: Vec<Result<Accept, ApiError>> = items.iter().map(|item| plan(&rules, &key, item, None)).collect();
     let accepts: Vec<Accept> = planned.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut accepted = if accepts.is_empty() { Vec::new() } else { app.store().accept_all(accepts).await? }.into_iter();
+    let accepted = if accepts.is_empty() { Vec::new() } else { app.store().accept_all(accepts).await? };
+    crate::metrics::events_accepted(&accepted);
+    let mut accepted = accepted.into_iter();
     app.wake().notify_one();
     let mut errors = 0;
     let records: Vec<Value> = planned
@@ -99,11 +102,11 @@ async fn emit_bulk(State(app): State<AppState>, Ingest { key, body, .. }: Ingest
         .map(|p| match p {
             Ok(_) => match accepted.next() {
                 Some(Accepted::New(e) | Accepted::Duplicate(e)) => json!(EventRecord::from(&e)),
-                None => json!({"message": "not stored"}),
+                None => json!(ApiError::unavailable("not stored").body()),
             },
             Err(e) => {
                 errors += 1;
-                e.body()
+                json!(e.body())
             }
         })
         .collect();

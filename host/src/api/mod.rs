@@ -13,6 +13,7 @@ pub mod extract;
 pub mod health;
 pub mod ingest;
 pub mod limits;
+pub mod openapi;
 pub mod rules;
 pub mod views;
 pub mod workspaces;
@@ -43,8 +44,11 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
     Router::new()
         .merge(health::router())
-        .merge(ingest::router(&app))
+        .merge(ingest::router(&app).layer(axum::middleware::from_fn(crate::metrics::track_ingest)))
         .merge(management)
+        .merge(openapi::router())
+        .merge(crate::metrics::router())
+        .merge(crate::ui::router())
         // Last: it applies to the routes present when it is called.
         .method_not_allowed_fallback(extract::method_not_allowed)
         .fallback(extract::not_found)

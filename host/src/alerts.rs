@@ -1,0 +1,2 @@
+//! Operator alerts: Switchboard's own events about connections, emitted into
+//! the workspace `[alerts] workspace` names.

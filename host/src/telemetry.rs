@@ -1,0 +1,1 @@
+//! Logging: the `tracing` subscriber `[log]` asks for.
