@@ -1,19 +1,24 @@
 //! Switchboard's integration suite: one binary, real sandbox, real HTTP on
 //! loopback. Each module reads as the specification of one product promise.
 
+mod alerts;
 mod author;
 mod cli;
 mod cluster;
 mod connectors;
 mod crash;
 mod crash_loop;
+mod dashboard;
 mod delivery;
 mod devmode;
 mod engine;
 mod fuzz;
 mod ingest;
 mod isolation;
+mod metrics;
 mod onboarding;
+mod openapi;
+mod operator;
 mod registry;
 mod sandbox;
 mod secrecy;

@@ -206,11 +206,13 @@ pub struct Delivery {
     pub updated_at: i64,
 }
 
-/// Where a replay job is: recorded, or every matched delivery requeued.
+/// Where a replay job is: recorded, running (counted: `total` is known),
+/// or every matched delivery requeued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayState {
     Pending,
+    Running,
     Completed,
 }
 
@@ -225,8 +227,14 @@ pub struct ReplayJob {
     pub until: Option<i64>,
     pub matched: u64,
     pub requeued: u64,
+    /// How many deliveries the job selects, once counted (jobs recorded
+    /// before this field existed read as not counted).
+    #[serde(default)]
+    pub total: Option<u64>,
     pub state: ReplayState,
     pub created_at: i64,
+    #[serde(default)]
+    pub updated_at: i64,
 }
 
 pub mod base64_bytes {

@@ -266,8 +266,11 @@ pub struct ReplayView {
     pub until: Option<String>,
     pub matched: u64,
     pub requeued: u64,
+    /// Deliveries the job selects; absent until counted.
+    pub total: Option<u64>,
     pub state: ReplayState,
     pub created_at: String,
+    pub updated_at: String,
 }
 
 impl From<&ReplayJob> for ReplayView {
@@ -281,8 +284,10 @@ impl From<&ReplayJob> for ReplayView {
             until: j.until.map(rfc3339),
             matched: j.matched,
             requeued: j.requeued,
+            total: j.total,
             state: j.state,
             created_at: rfc3339(j.created_at),
+            updated_at: rfc3339(j.updated_at.max(j.created_at)),
         }
     }
 }

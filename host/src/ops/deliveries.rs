@@ -76,7 +76,9 @@ pub async fn replay(app: &App, workspace: &str, filter: ReplayFilter) -> Result<
         matched: 0,
         requeued: 0,
         state: ReplayState::Pending,
+        total: None,
         created_at: now_ms(),
+        updated_at: now_ms(),
     };
     app.store().put_replay(&job).await?;
     super::replay::run(app, &mut job).await?;

@@ -150,7 +150,9 @@ async fn fill(s: &EmbeddedStore) {
             matched: 3,
             requeued: 2,
             state,
+            total: None,
             created_at: 7,
+            updated_at: 7,
         })
         .await
         .unwrap();

@@ -162,6 +162,7 @@ pub async fn delete_rule(pool: &PgPool, workspace: &str, id: &str) -> Result<boo
 fn state(job: &ReplayJob) -> &'static str {
     match job.state {
         ReplayState::Pending => "pending",
+        ReplayState::Running => "running",
         ReplayState::Completed => "completed",
     }
 }

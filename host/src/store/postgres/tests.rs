@@ -216,7 +216,9 @@ async fn a_replay_job_runs_on_one_node_until_its_hold_passes() {
         matched: 0,
         requeued: 0,
         state: crate::model::ReplayState::Pending,
+        total: None,
         created_at: 0,
+        updated_at: 0,
     };
     a.put_replay(&job).await.unwrap();
     assert!(a.claim_replay("ws", "rpl_1", 1_000, 0).await.unwrap());
