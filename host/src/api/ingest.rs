@@ -20,7 +20,8 @@ use super::{ApiError, AppState};
 use crate::app::App;
 use crate::app::CompiledRule;
 use crate::keys::hash_key;
-use crate::model::{ApiKey, Delivery, DeliveryStatus, Event, new_id, now_ms};
+use crate::model::{ApiKey, now_ms};
+use crate::routing::plan::NewEvent;
 use crate::store::{Accept, Accepted};
 
 const MAX_BULK: usize = 100;
@@ -155,53 +156,16 @@ fn plan(
     }
     let client_id = optional_str(obj, "id")?;
     let idempotency = idempotency_header.or(client_id.map(str::to_string)).map(|k| hash_key(&k));
-
-    let now = now_ms();
-    let event_id = new_id("evt_");
-    let payload_value = Value::Object(payload.clone());
-    let doc = json!({"event": name, "resource": resource, "resource_id": resource_id, "payload": payload_value});
-    let deliveries: Vec<Delivery> = rules
-        .iter()
-        .filter(|c| {
-            let r = &c.rule;
-            r.event == name
-                && r.resource.as_ref().is_none_or(|x| *x == resource)
-                && r.resource_id.as_ref().is_none_or(|x| Some(x) == resource_id.as_ref())
-                && c.filter.as_ref().is_none_or(|f| f.matches(&doc))
-        })
-        .map(|c| Delivery {
-            id: new_id("dlv_"),
-            workspace: key.workspace.clone(),
-            event_id: event_id.clone(),
-            rule: c.rule.id.clone(),
-            connection: c.rule.connection.clone(),
-            connector: c.connector.clone(),
-            action: c.rule.action.clone(),
-            fields: c.rule.fields.clone(),
-            status: DeliveryStatus::Pending,
-            attempt_count: 0,
-            due_at: Some(now),
-            lease: None,
-            connector_version: None,
-            last_error: None,
-            last_outcome: None,
-            interruptions: 0,
-            created_at: now,
-            updated_at: now,
-        })
-        .collect();
-    let event = Event {
-        id: event_id,
+    let new = NewEvent {
         workspace: key.workspace.clone(),
         event: name.to_string(),
         resource,
         resource_id,
-        payload: payload_value.to_string(),
+        payload: payload.clone(),
         created_by: key.id.clone(),
-        created_at: now,
-        delivery_ids: deliveries.iter().map(|d| d.id.clone()).collect(),
+        idempotency,
     };
-    Ok(Accept { event, deliveries, idempotency })
+    Ok(crate::routing::plan::plan(rules, new, now_ms()))
 }
 
 fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, ApiError> {

@@ -1,10 +1,12 @@
-//! Routing: which rules an event matches ([`filter`]) and the
-//! fields each matched rule hands its connector ([`fields`]). Both are
+//! Routing: which rules an event matches ([`filter`]), the deliveries an
+//! accepted event gets ([`plan`]) and the fields each matched rule hands its
+//! connector ([`fields`]). Both are
 //! written by tenants, so both are bounded: checked at save,
 //! and limited in the work each evaluation or render may do.
 
 pub mod fields;
 pub mod filter;
+pub mod plan;
 
 use std::io;
 
