@@ -101,7 +101,10 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
         pause_connection(app, &connection, InactiveReason::AuthenticationInvalid).await;
     }
     match app.store().finish_attempt(&d.id, lease, &record, next.clone(), now).await {
-        Ok(true) => {}
+        Ok(true) => {
+            crate::metrics::attempt_finished(&connection.connector, &record, &next);
+            crate::alerts::attempt_finished(app, &connection, &record).await;
+        }
         Ok(false) => tracing::warn!(delivery = %d.id, "lease lost before the attempt finished; its record was dropped"),
         Err(e) => tracing::error!(delivery = %d.id, error = %e, "recording an attempt"),
     }

@@ -217,6 +217,7 @@ pub async fn pause(app: &App, workspace: &str, id: &str, reason: InactiveReason)
     app.store().put_connection(&c).await?;
     app.rules_changed(workspace);
     tracing::warn!(connection = %id, ?reason, "connection paused until it is fixed");
+    crate::alerts::connection_paused(app, &c).await;
     Ok(true)
 }
 
