@@ -35,6 +35,8 @@ pub struct App {
     keys: RwLock<HashMap<String, ApiKey>>,
     /// Bumped by every key write: a lookup that raced with one is not cached.
     keys_generation: std::sync::atomic::AtomicU64,
+    /// What operator alerts remember on this node (`alerts.rs`).
+    pub(crate) alerts: crate::alerts::Alerts,
 }
 
 impl std::fmt::Debug for App {
@@ -73,6 +75,7 @@ impl App {
             ingest_buckets: std::sync::Mutex::new(HashMap::new()),
             keys: RwLock::new(HashMap::new()),
             keys_generation: std::sync::atomic::AtomicU64::new(0),
+            alerts: crate::alerts::Alerts::default(),
         }
     }
 

@@ -9,7 +9,16 @@ use serde::{Deserialize, Serialize};
 use crate::outcome::Outcome;
 
 /// One connector invocation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "connector": "webhook", "connector_version": "0.1.0", "component_sha256": "9f2c4e7a…", "n": 1,
+    "started_at": "2026-03-21T15:06:00.210Z", "duration_ms": 41.7, "outcome": "delivered", "summary": "HTTP 204",
+    "steps": [{
+        "request": {"method": "POST", "url": "https://hooks.example.com/in",
+                    "headers": {"content-type": "application/json", "webhook-signature": "[redacted]"}, "body_bytes": 312},
+        "response": {"status": 204, "headers": {}, "body": ""}, "duration_ms": 39.2
+    }]
+}))]
 pub struct AttemptRecord {
     pub connector: String,
     pub connector_version: String,
@@ -37,7 +46,7 @@ pub struct AttemptRecord {
 }
 
 /// One HTTP request the connector asked for and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Step {
     pub request: StepRequest,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,7 +56,7 @@ pub struct Step {
     pub duration_ms: f64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepRequest {
     pub method: String,
     /// As the guest wrote it: `{{secret.NAME}}` placeholders are kept.
@@ -57,7 +66,7 @@ pub struct StepRequest {
     pub body_bytes: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepResponse {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
@@ -68,7 +77,7 @@ pub struct StepResponse {
 }
 
 /// Why a step produced no response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum StepError {
     Timeout,
@@ -80,7 +89,7 @@ pub enum StepError {
 }
 
 /// A line the connector logged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     pub level: String,
     pub message: String,

@@ -1,17 +1,12 @@
-//! The `switchboard` binary: parse arguments, set up logging, run.
+//! The `switchboard` binary: parse arguments, start the async runtime, run.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Logging starts in `cli::run`, once `serve` has read its `[log]` section.
     let cli = switchboard::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

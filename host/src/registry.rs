@@ -16,7 +16,7 @@ use crate::runtime::LoadedConnector;
 const BLOCKED_FILE: &str = "blocked.json";
 
 /// Where a version came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// A `*.wasm` in the configured connectors dir.

@@ -274,6 +274,16 @@ impl TestHost {
         .await;
     }
 
+    /// Wait until the replay job has completed and return it as the API shows it.
+    pub async fn replay_done(&self, ws: &Ws, job: &str) -> Value {
+        let path = format!("/api/v1/workspaces/{}/replays/{job}", ws.id);
+        self.wait_until("replay completed", || async {
+            self.raw(Method::GET, &path, Some(ADMIN), None).await.1["state"] == "completed"
+        })
+        .await;
+        self.get(&path).await
+    }
+
     /// Wait until the event's status is final and return the event view.
     pub async fn settled_event(&self, ws: &Ws, event_id: &str) -> Value {
         let path = format!("/api/v1/workspaces/{}/events/{event_id}", ws.id);

@@ -15,7 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::WorkspaceAccess;
+use super::error::ErrorBody;
 use super::limits::{MAX_SETTINGS_BYTES, check_optional_name};
+use super::openapi::{Paging, WorkspacePath};
 use super::views::{ConnectionView, List};
 use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
 use crate::ops;
@@ -32,36 +34,57 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/workspaces/{ws}/connections/{id}", get(show).patch(update).delete(remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "connector": "webhook", "name": "Data warehouse", "settings": {"url": "https://hooks.example.com/in"},
+    "secrets": {"signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+}))]
 struct CreateConnection {
+    /// The name of a registered connector.
     connector: String,
+    /// `latest` (the default) or an exact version.
     #[serde(default)]
     version: Option<String>,
+    /// 1 to 200 characters, no control characters.
     name: String,
+    /// A JSON object (default `{}`), checked by the connector's own `validate`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
+    /// Secret values by the names the connector declares: written, never shown.
     #[serde(default)]
     secrets: BTreeMap<String, String>,
     // Any JSON, checked by `limits`: a string or a fraction is a 422 that
     // names the field, like any other out-of-range value.
+    /// Deliveries per second; the connector's default when absent.
     #[serde(default)]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0, maximum = 10000)]
     rate_limit_per_second: Option<Value>,
+    /// Attempts in flight at once; `[delivery] per_connection_concurrency` when absent.
     #[serde(default)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 256)]
     concurrency: Option<Value>,
 }
 
 /// `null` for a secret removes it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"active": false}))]
 struct UpdateConnection {
     name: Option<String>,
     version: Option<String>,
+    /// Replaces the settings as a whole.
+    #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
+    /// Merged into the stored secrets; `null` removes one.
     #[serde(default)]
     secrets: BTreeMap<String, Option<String>>,
+    /// `false` pauses the connection, `true` resumes it.
     active: Option<bool>,
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0, maximum = 10000)]
     rate_limit_per_second: Option<Value>,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 256)]
     concurrency: Option<Value>,
 }
 
@@ -109,6 +132,20 @@ fn limits(rate: Option<Value>, concurrency: Option<Value>) -> Result<(Option<f64
     Ok((rate, concurrency))
 }
 
+/// Create a connection: a connector, its settings and its secrets.
+#[utoipa::path(
+    post, path = "/api/v1/workspaces/{ws}/connections", tag = "connections", operation_id = "create_connection",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath),
+    request_body = CreateConnection,
+    responses(
+        (status = 201, description = "The connection: secrets by name only.", body = ConnectionView),
+        (status = 404, description = "No such workspace.", body = ErrorBody),
+        (status = 422, description = "A field out of bounds, an unknown connector or version, a secret it does \
+            not declare or a required one missing, or settings its `validate` refuses.", body = ErrorBody),
+        (status = 500, description = "The secrets cannot be sealed.", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(app): State<AppState>,
     access: WorkspaceAccess,
@@ -129,6 +166,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json((&connection).into())))
 }
 
+/// List the workspace's connections.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/connections", tag = "connections", operation_id = "list_connections",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, Paging),
+    responses(
+        (status = 200, description = "A page of connections.", body = List<ConnectionView>),
+        (status = 400, description = "`limit` or `cursor` out of range.", body = ErrorBody),
+    ),
+)]
 async fn list_connections(
     State(app): State<AppState>,
     access: WorkspaceAccess,
@@ -140,10 +187,37 @@ async fn list_connections(
     Ok(Json(List::page(all.iter().map(Into::into).collect(), page.limit, last)))
 }
 
+/// One connection.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/connections/{id}", tag = "connections", operation_id = "get_connection",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The connection's id (`conn_…`).")),
+    responses(
+        (status = 200, description = "The connection.", body = ConnectionView),
+        (status = 404, description = "No such connection.", body = ErrorBody),
+    ),
+)]
 async fn show(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<ConnectionView> {
     Ok(Json((&ops::connections::load(&app, &access.workspace, &id).await?).into()))
 }
 
+/// Change a connection: rename, repin, reconfigure, pause or resume it.
+///
+/// The resulting settings and secrets are checked with the connector again.
+#[utoipa::path(
+    patch, path = "/api/v1/workspaces/{ws}/connections/{id}", tag = "connections",
+    operation_id = "update_connection",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The connection's id (`conn_…`).")),
+    request_body = UpdateConnection,
+    responses(
+        (status = 200, description = "The connection as changed.", body = ConnectionView),
+        (status = 404, description = "No such connection.", body = ErrorBody),
+        (status = 422, description = "A field out of bounds, or settings or secrets the connector refuses.",
+            body = ErrorBody),
+        (status = 500, description = "The stored secrets cannot be opened.", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(app): State<AppState>,
     access: WorkspaceAccess,
@@ -164,11 +238,26 @@ async fn update(
     Ok(Json((&ops::connections::update(&app, &access.workspace, &id, change).await?).into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeleteParams {
+    /// Delete the rules that use the connection too.
     force: Option<bool>,
 }
 
+/// Delete a connection; its queued deliveries fail.
+#[utoipa::path(
+    delete, path = "/api/v1/workspaces/{ws}/connections/{id}", tag = "connections",
+    operation_id = "delete_connection",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The connection's id (`conn_…`)."), DeleteParams),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "`force` is not a boolean.", body = ErrorBody),
+        (status = 404, description = "No such connection.", body = ErrorBody),
+        (status = 409, description = "Rules use the connection; pass `?force=true`.", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(app): State<AppState>,
     access: WorkspaceAccess,

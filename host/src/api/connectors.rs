@@ -13,6 +13,8 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 
 use super::auth::{AdminOnly, WorkspaceAccess};
+use super::error::ErrorBody;
+use super::openapi::{VersionPath, WorkspacePath};
 use super::views::{BlockView, ConnectorView, EnabledConnection, EnabledConnector, List, UploadedView, VersionView};
 use super::{Answer, ApiError, AppState, Json, Path};
 use crate::ops;
@@ -32,11 +34,29 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/workspaces/{ws}/connectors", get(enabled))
 }
 
+/// List the connector registry (admin).
+///
+/// Every connector, with its versions and the newest one's manifest.
+#[utoipa::path(
+    get, path = "/api/v1/connectors", tag = "connectors", operation_id = "list_connectors",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The connectors.", body = List<ConnectorView>)),
+)]
 async fn list(State(app): State<AppState>, _admin: AdminOnly) -> Answer<List<ConnectorView>> {
     let records = app.registry().list().iter().map(|(name, versions)| ConnectorView::new(name, versions)).collect();
     Ok(Json(List::all(records)))
 }
 
+/// List a connector's versions, oldest first (admin).
+#[utoipa::path(
+    get, path = "/api/v1/connectors/{name}/versions", tag = "connectors", operation_id = "list_connector_versions",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The connector's name.")),
+    responses(
+        (status = 200, description = "The versions.", body = List<VersionView>),
+        (status = 404, description = "No such connector.", body = ErrorBody),
+    ),
+)]
 async fn versions(
     State(app): State<AppState>,
     _admin: AdminOnly,
@@ -47,6 +67,26 @@ async fn versions(
     Ok(Json(List::all(versions.iter().map(Into::into).collect())))
 }
 
+/// Upload a connector version (admin).
+///
+/// The component is loaded in the sandbox; its manifest must name `{name}`
+/// and a version greater than every existing one.
+#[utoipa::path(
+    put, path = "/api/v1/connectors/{name}", tag = "connectors", operation_id = "upload_connector",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The connector's name.")),
+    request_body(
+        description = "The component's bytes (any content type), at most 10 MiB.",
+        content(("application/wasm")),
+    ),
+    responses(
+        (status = 201, description = "The new version.", body = UploadedView),
+        (status = 400, description = "The body is empty or cannot be read.", body = ErrorBody),
+        (status = 409, description = "The version is not greater than every existing one.", body = ErrorBody),
+        (status = 413, description = "The component is over 10 MiB.", body = ErrorBody),
+        (status = 422, description = "Not a valid connector, or it names itself differently.", body = ErrorBody),
+    ),
+)]
 async fn upload(
     State(app): State<AppState>,
     _admin: AdminOnly,
@@ -67,6 +107,20 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(UploadedView { name, version: manifest.version.clone(), manifest })))
 }
 
+/// Delete a connector version (admin).
+///
+/// Connections on `latest` resolve to the newest version that remains.
+#[utoipa::path(
+    delete, path = "/api/v1/connectors/{name}/versions/{version}", tag = "connectors",
+    operation_id = "delete_connector_version",
+    security(("admin_token" = [])),
+    params(VersionPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such version.", body = ErrorBody),
+        (status = 409, description = "Connections are pinned to exactly this version.", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(app): State<AppState>,
     _admin: AdminOnly,
@@ -76,8 +130,19 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List the connectors a workspace uses.
+///
 /// What the workspace has enabled: its connections grouped by connector,
 /// with the version each resolves to now and its health.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/connectors", tag = "connectors", operation_id = "list_enabled_connectors",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath),
+    responses(
+        (status = 200, description = "The connectors in use.", body = List<EnabledConnector>),
+        (status = 404, description = "No such workspace.", body = ErrorBody),
+    ),
+)]
 async fn enabled(State(app): State<AppState>, access: WorkspaceAccess) -> Answer<List<EnabledConnector>> {
     let ws = ops::workspaces::load(&app, &access.workspace).await?;
     let connections = app.store().connections(&ws.id, &Page { cursor: None, limit: usize::MAX }).await?;
@@ -91,9 +156,21 @@ async fn enabled(State(app): State<AppState>, access: WorkspaceAccess) -> Answer
     Ok(Json(List::all(records)))
 }
 
+/// Block a connector version (admin).
+///
 /// Block a version everywhere: `latest` falls back to the newest unblocked
 /// version, connections pinned to it pause (their deliveries wait). The
 /// block outlives restarts.
+#[utoipa::path(
+    post, path = "/api/v1/connectors/{name}/versions/{version}/block", tag = "connectors",
+    operation_id = "block_connector_version",
+    security(("admin_token" = [])),
+    params(VersionPath),
+    responses(
+        (status = 200, description = "Blocked, with the connections it paused.", body = BlockView),
+        (status = 404, description = "No such version.", body = ErrorBody),
+    ),
+)]
 async fn block(
     State(app): State<AppState>,
     _admin: AdminOnly,
@@ -103,6 +180,20 @@ async fn block(
     Ok(Json(BlockView { name, version, blocked: true, paused_connections: Some(paused), resumed_connections: None }))
 }
 
+/// Unblock a connector version (admin).
+///
+/// Every connection of the connector paused by a block resumes, and its
+/// waiting deliveries are queued again.
+#[utoipa::path(
+    post, path = "/api/v1/connectors/{name}/versions/{version}/unblock", tag = "connectors",
+    operation_id = "unblock_connector_version",
+    security(("admin_token" = [])),
+    params(VersionPath),
+    responses(
+        (status = 200, description = "Unblocked, with the connections it resumed.", body = BlockView),
+        (status = 404, description = "No such version.", body = ErrorBody),
+    ),
+)]
 async fn unblock(
     State(app): State<AppState>,
     _admin: AdminOnly,

@@ -94,7 +94,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, code: ErrorCode::for_status(status), message: message.into(), error: None, retry_after: None }
+        ApiError {
+            status,
+            code: ErrorCode::for_status(status),
+            message: message.into(),
+            error: None,
+            retry_after: None,
+        }
     }
     pub fn with_code(mut self, code: ErrorCode) -> Self {
         self.code = code;
@@ -147,7 +153,12 @@ impl ApiError {
 
     /// The error body, also used per item in bulk answers.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { code: self.code, message: self.message.clone(), details: self.error.clone(), error: self.error.clone() }
+        ErrorBody {
+            code: self.code,
+            message: self.message.clone(),
+            details: self.error.clone(),
+            error: self.error.clone(),
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::WorkspaceAccess;
+use super::error::ErrorBody;
 use super::limits::check_optional_name;
+use super::openapi::{Paging, WorkspacePath};
 use super::views::{AttemptView, DeliveryView, EventView, List, ReplayView};
 use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
 use crate::app::App;
@@ -37,16 +39,34 @@ async fn event_view(app: &App, e: &Event) -> Result<EventView, ApiError> {
     Ok(EventView::new(e, &app.store().deliveries_of(e).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventParams {
+    /// Only events of this name.
     event: Option<String>,
+    /// Only events on this resource.
     resource: Option<String>,
+    /// Only events on this resource id.
     resource_id: Option<String>,
+    /// Only events in this status, as their deliveries stand.
+    #[param(value_type = Option<EventStatus>)]
     status: Option<String>,
+    #[param(ignore)]
     limit: Option<usize>,
+    #[param(ignore)]
     cursor: Option<String>,
 }
 
+/// List the workspace's events, each with how its deliveries stand.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/events", tag = "events", operation_id = "list_events",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, EventParams, Paging),
+    responses(
+        (status = 200, description = "A page of events.", body = List<EventView>),
+        (status = 400, description = "A query parameter out of range or unknown `status`.", body = ErrorBody),
+    ),
+)]
 async fn list_events(
     State(app): State<AppState>,
     access: WorkspaceAccess,
@@ -74,15 +94,46 @@ async fn load_event(app: &App, ws: &str, id: &str) -> Result<Event, ApiError> {
     app.store().event(ws, id).await?.ok_or_else(|| ApiError::not_found("event", id))
 }
 
+/// One event, with how its deliveries stand.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/events/{id}", tag = "events", operation_id = "get_event",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The event's id (`evt_…`).")),
+    responses(
+        (status = 200, description = "The event.", body = EventView),
+        (status = 404, description = "No such event.", body = ErrorBody),
+    ),
+)]
 async fn show_event(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<EventView> {
     Ok(Json(event_view(&app, &load_event(&app, &access.workspace, &id).await?).await?))
 }
 
+/// An event's payload, exactly as emitted.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/events/{id}/payload", tag = "events", operation_id = "get_event_payload",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The event's id (`evt_…`).")),
+    responses(
+        (status = 200, description = "The payload (a JSON object).", body = Object),
+        (status = 404, description = "No such event.", body = ErrorBody),
+    ),
+)]
 async fn payload(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<Value> {
     let e = load_event(&app, &access.workspace, &id).await?;
     Ok(Json(serde_json::from_str(&e.payload).unwrap_or(Value::Null)))
 }
 
+/// An event's deliveries, one per rule it matched (not paginated).
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/events/{id}/deliveries", tag = "events",
+    operation_id = "list_event_deliveries",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The event's id (`evt_…`).")),
+    responses(
+        (status = 200, description = "The deliveries.", body = List<DeliveryView>),
+        (status = 404, description = "No such event.", body = ErrorBody),
+    ),
+)]
 async fn event_deliveries(
     State(app): State<AppState>,
     access: WorkspaceAccess,
@@ -92,13 +143,23 @@ async fn event_deliveries(
     Ok(Json(List::all(app.store().deliveries_of(&e).await?.iter().map(Into::into).collect())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeliveryParams {
+    /// Only deliveries in this status.
+    #[param(value_type = Option<DeliveryStatus>)]
     status: Option<String>,
+    /// Only this connection's deliveries.
     connection: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
+    #[param(ignore)]
     limit: Option<usize>,
+    #[param(ignore)]
     cursor: Option<String>,
 }
 
@@ -124,6 +185,17 @@ fn parse_status(v: &Option<String>) -> Result<Option<DeliveryStatus>, ApiError> 
         .transpose()
 }
 
+/// List the workspace's deliveries.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/deliveries", tag = "deliveries", operation_id = "list_deliveries",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, DeliveryParams, Paging),
+    responses(
+        (status = 200, description = "A page of deliveries.", body = List<DeliveryView>),
+        (status = 400, description = "A query parameter out of range, an unknown `status` or a bad time.",
+            body = ErrorBody),
+    ),
+)]
 async fn list_deliveries(
     State(app): State<AppState>,
     access: WorkspaceAccess,
@@ -142,30 +214,87 @@ async fn list_deliveries(
     Ok(Json(List::page(found.iter().map(Into::into).collect(), page.limit, last)))
 }
 
+/// One delivery.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/deliveries/{id}", tag = "deliveries", operation_id = "get_delivery",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The delivery's id (`dlv_…`).")),
+    responses(
+        (status = 200, description = "The delivery.", body = DeliveryView),
+        (status = 404, description = "No such delivery.", body = ErrorBody),
+    ),
+)]
 async fn show_delivery(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<DeliveryView> {
     Ok(Json((&ops::deliveries::load(&app, &access.workspace, &id).await?).into()))
 }
 
+/// A delivery's attempts, oldest first (not paginated).
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/deliveries/{id}/attempts", tag = "deliveries",
+    operation_id = "list_attempts",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The delivery's id (`dlv_…`).")),
+    responses(
+        (status = 200, description = "The attempts, as recorded.", body = List<AttemptView>),
+        (status = 404, description = "No such delivery.", body = ErrorBody),
+    ),
+)]
 async fn attempts(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<List<AttemptView>> {
     ops::deliveries::load(&app, &access.workspace, &id).await?;
     Ok(Json(List::all(app.store().attempts(&id).await?)))
 }
 
+/// Retry a delivery now.
+///
+/// The delivery is queued for an immediate attempt, whatever its status; its
+/// attempt count is kept.
+#[utoipa::path(
+    post, path = "/api/v1/workspaces/{ws}/deliveries/{id}/retry", tag = "deliveries", operation_id = "retry_delivery",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The delivery's id (`dlv_…`).")),
+    responses(
+        (status = 200, description = "The delivery, `pending` or `retrying`.", body = DeliveryView),
+        (status = 404, description = "No such delivery.", body = ErrorBody),
+        (status = 425, description = "An attempt is in flight or due within a second.", body = ErrorBody),
+    ),
+)]
 async fn retry(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<DeliveryView> {
     Ok(Json((&ops::deliveries::retry(&app, &access.workspace, &id).await?).into()))
 }
 
+/// Cancel a delivery that is not final.
+#[utoipa::path(
+    post, path = "/api/v1/workspaces/{ws}/deliveries/{id}/cancel", tag = "deliveries",
+    operation_id = "cancel_delivery",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The delivery's id (`dlv_…`).")),
+    responses(
+        (status = 200, description = "The delivery, `canceled`.", body = DeliveryView),
+        (status = 404, description = "No such delivery.", body = ErrorBody),
+        (status = 409, description = "The delivery is already final.", body = ErrorBody),
+    ),
+)]
 async fn cancel(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<DeliveryView> {
     Ok(Json((&ops::deliveries::cancel(&app, &access.workspace, &id).await?).into()))
 }
 
-#[derive(Deserialize)]
+/// Which deliveries a replay queues again; `{}` replays every failed one.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "failed", "connection": "conn_01JQ4Z9A7K3M5P8R2T4V6X8Z0B"}))]
 struct ReplayBody {
+    /// `failed` (the default), `completed` or `canceled`.
+    #[schema(value_type = Option<DeliveryStatus>)]
     status: Option<String>,
+    /// Only this connection's deliveries.
     connection: Option<String>,
+    /// Only this rule's deliveries.
     rule: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    #[schema(format = DateTime)]
     since: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[schema(format = DateTime)]
     until: Option<String>,
 }
 
@@ -175,6 +304,21 @@ fn in_body(field: &'static str) -> impl FnOnce(ApiError) -> ApiError {
     move |e| ApiError::unprocessable(e.message).with_error(json!({"path": field}))
 }
 
+/// Replay deliveries.
+///
+/// Queue again, in bulk, every delivery of the workspace that matches. The
+/// replay runs before the answer.
+#[utoipa::path(
+    post, path = "/api/v1/workspaces/{ws}/replays", tag = "deliveries", operation_id = "create_replay",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath),
+    request_body = ReplayBody,
+    responses(
+        (status = 201, description = "The replay job.", body = ReplayView),
+        (status = 422, description = "A bad status or time, or a reference out of bounds; `details.path` names \
+            the field.", body = ErrorBody),
+    ),
+)]
 async fn create_replay(
     State(app): State<AppState>,
     access: WorkspaceAccess,
@@ -194,6 +338,16 @@ async fn create_replay(
     Ok((StatusCode::CREATED, Json((&job).into())))
 }
 
+/// One replay job.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{ws}/replays/{id}", tag = "deliveries", operation_id = "get_replay",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(WorkspacePath, ("id" = String, Path, description = "The replay's id (`rpl_…`).")),
+    responses(
+        (status = 200, description = "The replay job.", body = ReplayView),
+        (status = 404, description = "No such replay.", body = ErrorBody),
+    ),
+)]
 async fn show_replay(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<ReplayView> {
     let job = app.store().replay(&access.workspace, &id).await?.ok_or_else(|| ApiError::not_found("replay", &id))?;
     Ok(Json((&job).into()))

@@ -219,6 +219,7 @@ fn shown(uri: &Uri) -> String {
 /// Every path no route matches.
 pub async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no route for {method} {}", shown(&uri)))
+        .with_code(super::error::ErrorCode::RouteNotFound)
 }
 
 /// A route that exists but not for this method; axum adds the `Allow` header.

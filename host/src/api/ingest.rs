@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use tower_http::cors::{Any, CorsLayer};
 
 use super::auth::ingest_key;
+use super::error::ErrorBody;
 use super::limits::{MAX_DEPTH, MAX_EVENT_FIELD_BYTES, nests_deeper};
 use super::views::EventRecord;
 use super::{ApiError, AppState};
@@ -65,6 +66,69 @@ impl FromRequest<AppState> for Ingest {
     }
 }
 
+/// One event to emit; fields it does not know are ignored, as Meshes does.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "event": "page.completed", "resource": "onboarding_sequence", "resource_id": "workspace-setup",
+    "payload": {"email": "alex@northstar.io", "sequence_step": 3}
+}))]
+#[allow(dead_code)] // Described only: `plan` reads the body field by field.
+struct EventBody {
+    /// The event name, 1 to 256 bytes, not blank.
+    event: String,
+    /// A non-empty object, at most 32 levels deep.
+    payload: Map<String, Value>,
+    /// 1 to 256 bytes; `global` when absent.
+    resource: Option<String>,
+    /// 1 to 256 bytes.
+    resource_id: Option<String>,
+    /// Your own idempotency key (1 to 256 bytes); not the event's id. The
+    /// `Idempotency-Key` header wins over it.
+    id: Option<String>,
+    /// `event` if present.
+    #[schema(rename = "type")]
+    kind: Option<String>,
+}
+
+/// One item of a bulk answer, in the body's order: the event, or why it was refused.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Described only: `emit_bulk` builds the items as JSON.
+#[serde(untagged)]
+enum BulkItem {
+    Event(EventRecord),
+    Refused(ErrorBody),
+}
+
+/// A bulk body refused whole (`ErrorBody`), or one whose every item was
+/// refused (`BulkIngested`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Described only.
+#[serde(untagged)]
+enum BulkRefusal {
+    Whole(ErrorBody),
+    Items(BulkIngested),
+}
+
+/// Emit one event.
+///
+/// A 201 means the event, and one delivery for every rule it matched, are on
+/// disk.
+#[utoipa::path(
+    post, path = "/api/v1/events", tag = "ingest", operation_id = "emit_event",
+    security(("publishable_key" = []), ("secret_key" = [])),
+    params((
+        "Idempotency-Key" = Option<String>, Header,
+        description = "A repeat within 24 hours answers the first event and creates nothing.",
+    )),
+    request_body = EventBody,
+    responses(
+        (status = 201, description = "The event, accepted.", body = Ingested),
+        (status = 200, description = "The idempotency key was seen: the original event.", body = Ingested),
+        (status = 400, description = "The body is not JSON or does not describe an event.", body = ErrorBody),
+        (status = 422, description = "`payload` is empty or nests deeper than 32 levels.", body = ErrorBody),
+        (status = 429, description = "The workspace is over its ingest rate.", body = ErrorBody),
+    ),
+)]
 async fn emit(
     State(app): State<AppState>,
     Ingest { key, body, idempotency_key }: Ingest,
@@ -82,6 +146,20 @@ async fn emit(
     })
 }
 
+/// Emit 1 to 100 events, each accepted or refused on its own.
+#[utoipa::path(
+    post, path = "/api/v1/events/bulk", tag = "ingest", operation_id = "emit_events_bulk",
+    security(("publishable_key" = []), ("secret_key" = [])),
+    request_body(content = Vec<EventBody>, description = "1 to 100 events; each item's `id` is its idempotency key."),
+    responses(
+        (status = 201, description = "Every item was accepted.", body = BulkIngested),
+        (status = 207, description = "Some items were accepted; `error_count` says how many were not.",
+            body = BulkIngested),
+        (status = 400, description = "The body is not a JSON array of 1 to 100 items, or no item was accepted.",
+            body = inline(BulkRefusal)),
+        (status = 429, description = "The workspace is over its ingest rate.", body = ErrorBody),
+    ),
+)]
 async fn emit_bulk(State(app): State<AppState>, Ingest { key, body, .. }: Ingest) -> Result<Response, ApiError> {
     let Value::Array(items) = body else {
         return Err(ApiError::bad_request("bulk body must be a JSON array of events"));
@@ -188,16 +266,24 @@ fn optional_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&
 }
 
 /// Ingest's answer for one event: `{"event": record}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"event": {
+    "id": "evt_01JQ4ZB6D1X3Z5B7D9F1H3K5M7", "type": "event", "event": "page.completed",
+    "workspace": "ws-01JQ4Z8X2M7R5T9V3B6N1C0D8E", "created_by": "key-01JQ4Z8X3A1B2C3D4E5F6G7H8J",
+    "created_at": "2026-03-21T15:10:00.120Z", "resource": "onboarding_sequence", "resource_id": "workspace-setup"
+}}))]
 struct Ingested {
     event: EventRecord,
 }
 
 /// The bulk answer: a record or an error per item, in the body's order.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BulkIngested {
+    /// Items accepted.
     count: usize,
+    /// Items refused; absent when none was.
     #[serde(skip_serializing_if = "Option::is_none")]
     error_count: Option<usize>,
+    #[schema(value_type = Vec<BulkItem>)]
     records: Vec<Value>,
 }

@@ -4,6 +4,7 @@
 //! is an `ApiError`, and JSON: the extractors in `extract` and the 404/405
 //! fallbacks set here stand in for axum's plain-text answers.
 
+pub mod access;
 pub mod auth;
 pub mod connections;
 pub mod connectors;
@@ -52,6 +53,8 @@ pub fn router(app: AppState) -> Router {
         // Last: it applies to the routes present when it is called.
         .method_not_allowed_fallback(extract::method_not_allowed)
         .fallback(extract::not_found)
+        // Outermost: every answer, the fallbacks' too, gets its request id.
+        .layer(axum::middleware::from_fn(access::layer))
         .with_state(app)
 }
 

@@ -16,7 +16,7 @@ use crate::registry::{Entry, Origin};
 use crate::runtime::ConnectorManifest as Manifest;
 
 /// The list envelope: `{"count", "limit", "next_cursor", "records"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct List<T> {
     pub count: usize,
     pub limit: usize,
@@ -38,7 +38,7 @@ impl<T> List<T> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkspaceView {
     pub id: String,
     pub name: String,
@@ -52,7 +52,12 @@ impl From<&Workspace> for WorkspaceView {
 }
 
 /// A new workspace with its two keys, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "ws-01JQ4Z8X2M7R5T9V3B6N1C0D8E", "name": "Northstar prod", "created_at": "2026-03-21T15:06:00.123Z",
+    "publishable_key": "mesh_pub_ws-01JQ4Z8X2M7R5T9V3B6N1C0D8E_key-01JQ4Z8X3A1B2C3D4E5F6G7H8J_q3Zr…",
+    "secret_key": "mesh_sec_Xk2…"
+}))]
 pub struct CreatedWorkspace {
     #[serde(flatten)]
     pub workspace: WorkspaceView,
@@ -61,7 +66,7 @@ pub struct CreatedWorkspace {
 }
 
 /// A key by its hint: the key text itself is only in [`CreatedKey`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub kind: KeyKind,
@@ -82,7 +87,7 @@ impl From<&ApiKey> for KeyView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub record: KeyView,
@@ -90,7 +95,13 @@ pub struct CreatedKey {
 }
 
 /// A connection: secret names, never their values.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "conn_01JQ4Z9A7K3M5P8R2T4V6X8Z0B", "workspace": "ws-01JQ4Z8X2M7R5T9V3B6N1C0D8E", "name": "Data warehouse",
+    "connector": "webhook", "version": "latest", "settings": {"url": "https://hooks.example.com/in"},
+    "secrets": ["signing_secret"], "active": true, "inactive_reason": null, "rate_limit_per_second": null,
+    "concurrency": null, "created_at": "2026-03-21T15:07:12.000Z", "updated_at": "2026-03-21T15:07:12.000Z"
+}))]
 pub struct ConnectionView {
     pub id: String,
     pub workspace: String,
@@ -127,7 +138,14 @@ impl From<&Connection> for ConnectionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "rule_01JQ4ZA3C5E7G9J1L3N5Q7S9U1", "workspace": "ws-01JQ4Z8X2M7R5T9V3B6N1C0D8E", "event": "page.completed",
+    "resource": "onboarding_sequence", "resource_id": null, "filter": {"payload": {"sequence_step": {"$gte": 3}}},
+    "connection": "conn_01JQ4Z9A7K3M5P8R2T4V6X8Z0B", "action": "send_webhook",
+    "fields": {"body": {"email": "{{ payload.email }}"}}, "active": true,
+    "created_at": "2026-03-21T15:08:30.000Z", "updated_at": "2026-03-21T15:08:30.000Z"
+}))]
 pub struct RuleView {
     pub id: String,
     pub workspace: String,
@@ -163,9 +181,10 @@ impl From<&Rule> for RuleView {
 }
 
 /// The Meshes event record, as ingest answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub id: String,
+    /// Always `event`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub event: String,
@@ -192,7 +211,7 @@ impl From<&Event> for EventRecord {
 }
 
 /// An event with how its deliveries stand.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     #[serde(flatten)]
     pub record: EventRecord,
@@ -215,7 +234,15 @@ impl EventView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "dlv_01JQ4ZB6D8F0H2K4M6P8R0T2V4", "event_id": "evt_01JQ4ZB6D1X3Z5B7D9F1H3K5M7",
+    "rule": "rule_01JQ4ZA3C5E7G9J1L3N5Q7S9U1", "connection": "conn_01JQ4Z9A7K3M5P8R2T4V6X8Z0B",
+    "connector": "webhook", "connector_version": "0.1.0", "status": "retrying", "attempt_count": 2,
+    "next_attempt_at": "2026-03-21T15:11:05.402Z", "last_error": "HTTP 503 from hooks.example.com",
+    "last_outcome": "rejected_server_error", "created_at": "2026-03-21T15:10:00.120Z",
+    "updated_at": "2026-03-21T15:10:05.400Z"
+}))]
 pub struct DeliveryView {
     pub id: String,
     pub event_id: String,
@@ -256,7 +283,7 @@ impl From<&Delivery> for DeliveryView {
 /// An attempt as recorded: the record is its own view.
 pub type AttemptView = AttemptRecord;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReplayView {
     pub id: String,
     pub status: DeliveryStatus,
@@ -293,7 +320,7 @@ impl From<&ReplayJob> for ReplayView {
 }
 
 /// A connector in the registry: its versions, oldest first, and the newest.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectorView {
     pub name: String,
     pub versions: Vec<String>,
@@ -314,7 +341,7 @@ impl ConnectorView {
 }
 
 /// One version of a connector and where its compiled artifact came from.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionView {
     pub version: String,
     pub origin: Origin,
@@ -337,7 +364,7 @@ impl From<&Entry> for VersionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadedView {
     pub name: String,
     pub version: String,
@@ -345,7 +372,7 @@ pub struct UploadedView {
 }
 
 /// A block or an unblock, with the connections it paused or resumed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BlockView {
     pub name: String,
     pub version: String,
@@ -357,13 +384,13 @@ pub struct BlockView {
 }
 
 /// A workspace's connections of one connector.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnabledConnector {
     pub connector: String,
     pub connections: Vec<EnabledConnection>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnabledConnection {
     pub connection: String,
     pub name: String,
@@ -376,10 +403,11 @@ pub struct EnabledConnection {
 
 /// Why an enabled connection does not deliver: its own reason, or that the
 /// version it names no longer resolves.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum EnabledReason {
     Connection(InactiveReason),
+    /// `connector_version_missing`.
     Missing(&'static str),
 }
 

@@ -1,5 +1,5 @@
 //! The command line: `switchboard serve`, `switchboard migrate`,
-//! `switchboard store copy` and the
+//! `switchboard store copy`, `switchboard replay` and the
 //! connector-author tooling (`switchboard connector new|build|run|test|publish`).
 //!
 //! Exit codes, every command: 0 ok (for `run`/`test`: delivered as
@@ -11,6 +11,7 @@ mod build;
 mod fixture;
 mod migrate;
 mod publish;
+mod replay;
 mod scaffold;
 mod store;
 
@@ -45,6 +46,8 @@ pub enum Command {
     /// Move a single node's embedded store into PostgreSQL.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Send final deliveries again, following the job's progress.
+    Replay(replay::ReplayArgs),
     /// Work with connector components.
     #[command(subcommand)]
     Connector(ConnectorCommand),
@@ -132,6 +135,13 @@ struct EventFile {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    // `serve` starts logging once it has read its `[log]` section.
+    if !matches!(cli.command, Command::Serve(_))
+        && let Err(e) = crate::telemetry::init(&crate::config::LogConfig::default())
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Serve(args) => match serve(args).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -145,6 +155,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }),
         Command::Store(command) => store::run(command).await,
+        Command::Replay(args) => replay::run(args).await.unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }),
         Command::Connector(command) => {
             let result = match command {
                 ConnectorCommand::New(args) => scaffold::run(args),
@@ -176,6 +190,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.connectors_dir = Some(dir);
     }
     config.registry.watch |= args.dev;
+    crate::telemetry::init(&config.log)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -2,6 +2,8 @@
 //! (requeue every final delivery a filter matches; the job itself runs in
 //! `replay.rs`).
 
+use std::sync::Arc;
+
 use super::{OpError, Result};
 use crate::app::App;
 use crate::model::{Delivery, DeliveryStatus, ReplayJob, ReplayState, new_id, now_ms};
@@ -54,8 +56,9 @@ pub struct ReplayFilter {
 }
 
 /// Record a replay job (durably, before any work: a crash mid-replay
-/// resumes it at start), then run it.
-pub async fn replay(app: &App, workspace: &str, filter: ReplayFilter) -> Result<ReplayJob> {
+/// resumes it at start), then start it in the background; the answer is
+/// the job as recorded, its progress is read with `GET …/replays/{id}`.
+pub async fn replay(app: &Arc<App>, workspace: &str, filter: ReplayFilter) -> Result<ReplayJob> {
     if app.store().workspace(workspace).await?.is_none() {
         return Err(OpError::not_found("workspace", workspace));
     }
@@ -65,7 +68,7 @@ pub async fn replay(app: &App, workspace: &str, filter: ReplayFilter) -> Result<
             message: "must be failed, completed or canceled".into(),
         });
     }
-    let mut job = ReplayJob {
+    let job = ReplayJob {
         id: new_id("rpl_"),
         workspace: workspace.to_string(),
         status: filter.status,
@@ -81,6 +84,6 @@ pub async fn replay(app: &App, workspace: &str, filter: ReplayFilter) -> Result<
         updated_at: now_ms(),
     };
     app.store().put_replay(&job).await?;
-    super::replay::run(app, &mut job).await?;
+    super::replay::start(app, job.clone());
     Ok(job)
 }

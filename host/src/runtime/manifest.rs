@@ -11,7 +11,7 @@ use super::error::LoadError;
 use super::schema::check_schema;
 
 /// A connector's manifest, in host terms.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConnectorManifest {
     pub name: String,
     pub version: String,
@@ -23,21 +23,21 @@ pub struct ConnectorManifest {
     pub default_rate_limit: Option<RateLimit>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecretSpec {
     pub name: String,
     pub description: String,
     pub required: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionSpec {
     pub name: String,
     pub description: String,
     pub fields_schema: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimit {
     pub requests: u32,
     pub per_seconds: u32,

@@ -1,5 +1,8 @@
 //! The store conformance suite: what every backend must do, case by case,
 //! run against every backend (the `conformance!` invocations at the end).
+//! Cases of one concern may live in a submodule (`conformance/`).
+
+mod queue_stats;
 
 use serde_json::json;
 
@@ -12,6 +15,9 @@ use super::{
 use crate::attempt::AttemptRecord;
 use crate::model::{Delivery, DeliveryStatus, Event, EventStatus};
 use crate::outcome::Outcome;
+use queue_stats::{
+    counts_paused_connections_in_every_workspace, counts_the_queue_by_status_with_its_oldest_due_delivery,
+};
 
 /// Where one case keeps its data: a fresh directory, or a fresh database in
 /// the test process's scratch PostgreSQL cluster. `open` may be called
@@ -377,6 +383,7 @@ async fn survives_reopen(place: Place) {
         accept1(s, accept("ws", "evt_2", 1, None, 50)).await;
         let half = CacheEntry { value: "x".repeat(CACHE_MAX_BYTES / 2), expires_at: 100 };
         s.cache_set("c1", "kept", &half).await.unwrap();
+        s.put_connection(&queue_stats::connection("ws", "con_paused", false)).await.unwrap();
     }
     // The first instance's owner thread lets go of the engine shortly after
     // its last handle drops; open retries while the lock is held.
@@ -386,6 +393,7 @@ async fn survives_reopen(place: Place) {
     assert_eq!(s.next_due(-1).await.unwrap(), Some(0), "the queue's heads are rebuilt");
     assert_eq!(claim(s, 100, 10, 1000).await.len(), 2);
     assert_eq!(s.cache_sweep(100, 10).await.unwrap(), 1, "the cache's expiry index is rebuilt");
+    assert_eq!(s.queue_stats(0).await.unwrap().paused_connections, 1, "paused connections are counted again");
 }
 
 /// One `#[tokio::test]` per case and backend.
@@ -425,6 +433,8 @@ macro_rules! every_case {
                 cancels_and_final_stays_final,
                 sweeps_old_final_events_only,
                 reports_a_stuck_operation_without_waiting_for_it,
+                counts_the_queue_by_status_with_its_oldest_due_delivery,
+                counts_paused_connections_in_every_workspace,
             ]
         );
     };

@@ -182,6 +182,9 @@ pub trait Store: Send + Sync + 'static {
     async fn waiting(&self, connection: &str) -> Result<Vec<String>>;
     /// The earliest time a queued delivery falls due after `after`.
     async fn next_due(&self, after: i64) -> Result<Option<i64>>;
+    /// The queue at a glance (`GET /metrics` asks every scrape): cheap on
+    /// a large queue, never a scan of every record ever kept.
+    async fn queue_stats(&self, now: i64) -> Result<QueueStats>;
 
     // --- the connector cache and replays -------------------------------------
     async fn cache_get(&self, connection: &str, key: &str, now: i64) -> Result<Option<String>>;
@@ -261,6 +264,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Admission> {
         Ok(Admission::Admitted)
     }
+}
+
+/// How many deliveries are active, by status, how late the queue runs, and
+/// how many connections are paused, at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Queued, never attempted (due now or later).
+    pub pending: u64,
+    /// Claimed: an attempt is in flight (or its lease has yet to expire).
+    pub processing: u64,
+    /// Queued for another attempt after a retryable failure.
+    pub retrying: u64,
+    /// Held for a paused connection.
+    pub waiting: u64,
+    /// The due time (ms) of the earliest delivery due at `now` (a claim
+    /// would take it); `None` when nothing is due.
+    pub oldest_due: Option<i64>,
+    /// Connections paused (inactive), in every workspace.
+    pub paused_connections: u64,
 }
 
 /// The connector versions and blocks the nodes of a cluster share.

@@ -141,6 +141,18 @@ impl Active {
         self.heads.range((after.saturating_add(1), String::new())..).next().map(|(at, _)| *at)
     }
 
+    /// How many active deliveries are in `status`, in every workspace: one
+    /// set length per workspace, never a walk over the deliveries.
+    pub fn count(&self, status: DeliveryStatus) -> usize {
+        self.by_status.iter().filter(|((_, s), _)| *s == status).map(|(_, ids)| ids.len()).sum()
+    }
+
+    /// The earliest due time of all, leases included: when it has passed,
+    /// that delivery is due (an expired lease is claimed again).
+    pub fn earliest_due(&self) -> Option<i64> {
+        self.heads.first().map(|(at, _)| *at)
+    }
+
     /// Active delivery ids of a workspace in one status, after `cursor`.
     pub fn with_status(&self, workspace: &str, status: DeliveryStatus, cursor: Option<&str>) -> Vec<String> {
         let Some(ids) = self.by_status.get(&(workspace.to_string(), status)) else { return Vec::new() };

@@ -1,6 +1,6 @@
 //! The embedded backends: one process, the data dir on local disk. Every
-//! operation runs on the owner thread (`owner.rs`) against `tables.rs` and
-//! `queue.rs`, over fjall (the default) or sled (`kv.rs`).
+//! operation runs on the owner thread (`owner.rs`) against `tables.rs`,
+//! `queue.rs` and `stats.rs`, over fjall (the default) or sled (`kv.rs`).
 
 mod active;
 mod cache_index;
@@ -8,6 +8,7 @@ mod export;
 mod kv;
 mod owner;
 mod queue;
+mod stats;
 mod tables;
 
 use std::path::Path;
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use self::owner::Owner;
 use self::tables::Tables;
 use super::{
-    Accept, Accepted, CacheEntry, ClaimPlan, Claimed, DeliveryQuery, EventQuery, Next, Page, Result, Store,
+    Accept, Accepted, CacheEntry, ClaimPlan, Claimed, DeliveryQuery, EventQuery, Next, Page, QueueStats, Result, Store,
     StoreConfig, StoreError,
 };
 use crate::attempt::AttemptRecord;
@@ -67,6 +68,10 @@ impl EmbeddedStore {
                     Err(e) if tries < 100 && is_locked(&e) => {
                         tries += 1;
                         std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(e) if is_locked(&e) => {
+                        let words = format!("another switchboard is using the data dir {}", dir.display());
+                        return Err(StoreError::Engine(Box::new(std::io::Error::other(words))));
                     }
                     Err(e) => return Err(e),
                 }
@@ -195,6 +200,9 @@ impl Store for EmbeddedStore {
     }
     async fn next_due(&self, after: i64) -> Result<Option<i64>> {
         self.owner.call(false, move |t: &mut Tables| Ok(t.active.next_due_after(after))).await
+    }
+    async fn queue_stats(&self, now: i64) -> Result<QueueStats> {
+        self.owner.call(false, move |t: &mut Tables| Ok(t.queue_stats(now))).await
     }
 
     async fn cache_get(&self, connection: &str, key: &str, now: i64) -> Result<Option<String>> {

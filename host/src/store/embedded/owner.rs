@@ -146,7 +146,9 @@ fn run(mut tables: Tables, rx: Receiver<Job>, busy: &Busy) {
         }
         if !waiting.is_empty() {
             busy.enter();
+            let started = Instant::now();
             let persisted = tables.kv.persist();
+            crate::metrics::store_synced(started.elapsed());
             busy.leave();
             for reply in waiting.drain(..) {
                 reply(match &persisted {

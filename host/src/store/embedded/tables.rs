@@ -11,6 +11,7 @@ use super::super::{CacheEntry, DeliveryQuery, EventQuery, Page, Result, StoreErr
 use super::active::Active;
 use super::cache_index::{self, CacheIndex};
 use super::kv::{Batch, Kv};
+use super::stats::Paused;
 use crate::attempt::AttemptRecord;
 use crate::model::{ApiKey, Connection, Delivery, Event, EventStatus, ReplayJob, Rule, Workspace};
 
@@ -18,6 +19,7 @@ pub struct Tables {
     pub(super) kv: Box<dyn Kv>,
     pub(super) active: Active,
     cache: CacheIndex,
+    pub(super) paused: Paused,
     /// Where the retention sweep continues (an event key), so each bounded
     /// sweep call moves on instead of re-reading what it kept.
     sweep_from: Vec<u8>,
@@ -34,7 +36,13 @@ pub(super) fn decode<T: DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
 
 impl Tables {
     pub fn open(kv: Box<dyn Kv>) -> Result<Tables> {
-        let mut tables = Tables { kv, active: Active::default(), cache: CacheIndex::default(), sweep_from: Vec::new() };
+        let mut tables = Tables {
+            kv,
+            active: Active::default(),
+            cache: CacheIndex::default(),
+            paused: Paused::default(),
+            sweep_from: Vec::new(),
+        };
         // Rebuild the memory index from the active markers and their records.
         let pfx = prefix(keys::ACTIVE, &[]);
         let mut ids = Vec::new();
@@ -48,6 +56,7 @@ impl Tables {
             }
         }
         tables.index_cache()?;
+        tables.index_paused()?;
         Ok(tables)
     }
 
@@ -172,8 +181,10 @@ impl Tables {
         }
         Ok(out)
     }
-    pub fn put_connection(&self, c: &Connection) -> Result<()> {
-        self.put(key(keys::CONNECTION, &[&c.workspace, &c.id]), c)
+    pub fn put_connection(&mut self, c: &Connection) -> Result<()> {
+        self.put(key(keys::CONNECTION, &[&c.workspace, &c.id]), c)?;
+        self.paused.apply(c);
+        Ok(())
     }
     pub fn connection(&self, workspace: &str, id: &str) -> Result<Option<Connection>> {
         self.get(&key(keys::CONNECTION, &[workspace, id]))
@@ -181,8 +192,10 @@ impl Tables {
     pub fn connections(&self, workspace: &str, page: &Page) -> Result<Vec<Connection>> {
         self.records(&prefix(keys::CONNECTION, &[workspace]), page, |_| true)
     }
-    pub fn delete_connection(&self, workspace: &str, id: &str) -> Result<bool> {
-        self.remove(key(keys::CONNECTION, &[workspace, id]))
+    pub fn delete_connection(&mut self, workspace: &str, id: &str) -> Result<bool> {
+        let existed = self.remove(key(keys::CONNECTION, &[workspace, id]))?;
+        self.paused.remove(workspace, id);
+        Ok(existed)
     }
     pub fn put_rule(&self, r: &Rule) -> Result<()> {
         self.put(key(keys::RULE, &[&r.workspace, &r.id]), r)

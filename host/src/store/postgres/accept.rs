@@ -58,7 +58,10 @@ pub async fn accept_all(pool: &PgPool, accepts: Vec<Accept>) -> Result<Vec<Accep
     if !deliveries.is_empty() {
         notify::work(&mut *tx).await?;
     }
+    // The group's one WAL flush: what ingest waits on to be durable.
+    let started = std::time::Instant::now();
     tx.commit().await?;
+    crate::metrics::store_synced(started.elapsed());
 
     let mut answers: Vec<Accepted> = Vec::with_capacity(accepts.len());
     for (fate, a) in fates.into_iter().zip(accepts) {

@@ -57,8 +57,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use self::busy::Busy;
 pub use self::url::DatabaseUrl;
 use super::{
-    Accept, Accepted, Admission, CacheEntry, ClaimPlan, Claimed, DeliveryQuery, EventQuery, Next, Page, Result,
-    SharedRegistry, SharedVersion, Store, StoreConfig, StoreError,
+    Accept, Accepted, Admission, CacheEntry, ClaimPlan, Claimed, DeliveryQuery, EventQuery, Next, Page, QueueStats,
+    Result, SharedRegistry, SharedVersion, Store, StoreConfig, StoreError,
 };
 use crate::attempt::AttemptRecord;
 use crate::model::{ApiKey, Connection, Delivery, Event, ReplayJob, Rule, Workspace};
@@ -249,6 +249,9 @@ impl Store for PgStore {
     }
     async fn next_due(&self, after: i64) -> Result<Option<i64>> {
         self.call(queue::next_due(&self.pool, after)).await
+    }
+    async fn queue_stats(&self, now: i64) -> Result<QueueStats> {
+        self.call(queue::queue_stats(&self.pool, now)).await
     }
 
     async fn cache_get(&self, connection: &str, key: &str, now: i64) -> Result<Option<String>> {

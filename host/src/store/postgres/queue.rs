@@ -2,12 +2,12 @@
 //! finishing an attempt, releasing, parking, requeueing and canceling, each
 //! one conditional `UPDATE` so the check and the change are one step — a
 //! stale lease token matches no row. Also the queue's read side: waiting
-//! deliveries and the next due time. The changes are the embedded store's
-//! (`embedded/queue.rs`), written as SQL.
+//! deliveries, the next due time and the queue's numbers. The changes are
+//! the embedded store's (`embedded/queue.rs`), written as SQL.
 
 use sqlx::PgPool;
 
-use super::super::{Next, Result};
+use super::super::{Next, QueueStats, Result};
 use super::notify;
 use super::rows::{self, DELIVERY_COLUMNS, FINAL_STATUSES, int, text, to_json};
 use crate::attempt::AttemptRecord;
@@ -138,4 +138,29 @@ pub async fn next_due(pool: &PgPool, after: i64) -> Result<Option<i64>> {
     let (at,): (Option<i64>,) =
         sqlx::query_as("SELECT min(due_at) FROM deliveries WHERE due_at > $1").bind(after).fetch_one(pool).await?;
     Ok(at)
+}
+
+/// One statement over indexes: the active deliveries by status through the
+/// `deliveries_active` partial index (work grows with the queue, never with
+/// the history of final deliveries), the earliest due time from the head of
+/// `deliveries_due`, and the paused connections (the catalog, small).
+pub async fn queue_stats(pool: &PgPool, now: i64) -> Result<QueueStats> {
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'processing'), \
+         count(*) FILTER (WHERE status = 'retrying'), count(*) FILTER (WHERE status = 'waiting'), \
+         (SELECT min(due_at) FROM deliveries WHERE due_at IS NOT NULL AND due_at <= $1), \
+         (SELECT count(*) FROM connections WHERE (record->>'active')::boolean IS NOT TRUE) \
+         FROM deliveries WHERE status NOT IN {FINAL_STATUSES}"
+    );
+    let (pending, processing, retrying, waiting, oldest_due, paused): (i64, i64, i64, i64, Option<i64>, i64) =
+        sqlx::query_as(&sql).bind(now).fetch_one(pool).await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(QueueStats {
+        pending: count(pending),
+        processing: count(processing),
+        retrying: count(retrying),
+        waiting: count(waiting),
+        oldest_due,
+        paused_connections: count(paused),
+    })
 }

@@ -4,12 +4,16 @@
 //! error that names the key. Durations are friendly text (`"250ms"`, `"5m"`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::store::StoreConfig;
+
+mod load;
+
+pub use load::ConfigError;
 
 /// Everything `switchboard serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,55 +251,8 @@ impl Default for AlertsConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path}: {message}")]
-    File { path: PathBuf, message: String },
-    #[error("environment variable {name}: {message}")]
-    Env { name: String, message: String },
-    #[error("configuration: {0}")]
-    Invalid(String),
-}
-
 impl Config {
-    /// Defaults, then `file`, then the `SWITCHBOARD_*` variables of `env`.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-        let mut table = match file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                toml::from_str::<toml::Table>(&text)
-                    .map_err(|e| ConfigError::File { path: path.into(), message: e.message().to_string() })?
-            }
-            None => toml::Table::new(),
-        };
-        let mut env: Vec<(String, String)> = env.into_iter().collect();
-        env.sort();
-        for (name, value) in env {
-            let Some(rest) = name.strip_prefix("SWITCHBOARD_") else { continue };
-            if rest == "LOG" {
-                continue; // the log filter, read by main
-            }
-            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-            if path.iter().any(String::is_empty) {
-                return Err(ConfigError::Env { name, message: "empty key segment".into() });
-            }
-            set_path(&mut table, &path, env_value(&value)).map_err(|message| ConfigError::Env { name, message })?;
-        }
-        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
-            let message = e.message().to_string();
-            match file {
-                Some(path) => ConfigError::File { path: path.into(), message },
-                None => ConfigError::Invalid(message),
-            }
-        })?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if self.retry.schedule.is_empty() {
             return bad("retry.schedule must list at least one delay");
@@ -317,25 +274,6 @@ impl Config {
         }
         self.store.validate().map_err(ConfigError::Invalid)
     }
-}
-
-/// An env value is TOML when it parses as one (`true`, `64`, `["0s"]`), else a string.
-fn env_value(text: &str) -> toml::Value {
-    toml::from_str::<toml::Table>(&format!("v = {text}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(text.to_string()))
-}
-
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
-    let (last, parents) = path.split_last().expect("non-empty path");
-    let mut current = table;
-    for key in parents {
-        let entry = current.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry.as_table_mut().ok_or_else(|| format!("`{key}` is not a section"))?;
-    }
-    current.insert(last.clone(), value);
-    Ok(())
 }
 
 /// Serde for `Duration` as friendly text such as `"250ms"`.
@@ -364,94 +302,6 @@ mod durations {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn defaults_work_with_no_config() {
-        let c = Config::load(None, env(&[("PATH", "/bin")])).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.retry.schedule.len(), 10);
-        assert_eq!(c.retry.schedule[2], Duration::from_secs(300));
-        assert_eq!(c.sandbox.cpu, Duration::from_millis(100));
-    }
-
-    #[test]
-    fn env_overrides_file_and_parses_types() {
-        let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("switchboard.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[retry]\nschedule = [\"0s\", \"200ms\", \"1s\"]\n")
-            .unwrap();
-        let c = Config::load(
-            Some(&file),
-            env(&[
-                ("SWITCHBOARD_EGRESS__ALLOW_PRIVATE_NETWORKS", "true"),
-                ("SWITCHBOARD_DELIVERY__CONCURRENCY", "8"),
-                ("SWITCHBOARD_DATA_DIR", "/tmp/sb data"),
-                ("SWITCHBOARD_SANDBOX__CPU", "250ms"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.retry.schedule, [Duration::ZERO, Duration::from_millis(200), Duration::from_secs(1)]);
-        assert!(c.egress.allow_private_networks);
-        assert_eq!(c.delivery.concurrency, 8);
-        assert_eq!(c.data_dir, PathBuf::from("/tmp/sb data"));
-        assert_eq!(c.sandbox.cpu, Duration::from_millis(250));
-    }
-
-    #[test]
-    fn unknown_keys_are_named() {
-        let err = Config::load(None, env(&[("SWITCHBOARD_EGRESS__ALLOW_EVERYTHING", "true")])).unwrap_err();
-        assert!(err.to_string().contains("allow_everything"), "{err}");
-        let err = Config::load(None, env(&[("SWITCHBOARD_LISTN", "x")])).unwrap_err();
-        assert!(err.to_string().contains("listn"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_are_explained() {
-        let err = Config::load(None, env(&[("SWITCHBOARD_RETRY__SCHEDULE", "[\"soon\"]")])).unwrap_err();
-        assert!(err.to_string().contains("soon"), "{err}");
-        let err = Config::load(None, env(&[("SWITCHBOARD_RETRY__JITTER", "2.0")])).unwrap_err();
-        assert!(err.to_string().contains("retry.jitter"), "{err}");
-    }
-
-    #[test]
-    fn the_store_is_chosen_through_the_environment_and_its_url_never_shows() {
-        use crate::store::Backend;
-        let url = "postgres://sb:hunter2-secret@db.internal:5432/switchboard";
-        let c = Config::load(
-            None,
-            env(&[
-                ("SWITCHBOARD_STORE__BACKEND", "postgres"),
-                ("SWITCHBOARD_STORE__URL", url),
-                ("SWITCHBOARD_STORE__MAX_CONNECTIONS", "32"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.store.backend, Backend::Postgres);
-        assert_eq!(c.store.url.as_ref().map(|u| u.expose()), Some(url));
-        assert_eq!(c.store.max_connections, 32);
-        assert!(!format!("{c:?}").contains("hunter2"), "Debug redacts the password");
-        assert_eq!(Config::load(None, env(&[])).unwrap().store.backend, Backend::Fjall, "fjall by default");
-
-        let err = Config::load(None, env(&[("SWITCHBOARD_STORE__BACKEND", "postgres")])).unwrap_err();
-        assert!(err.to_string().contains("store.url"), "{err}");
-        let err = Config::load(None, env(&[("SWITCHBOARD_STORE__URL", url)])).unwrap_err();
-        assert!(err.to_string().contains("only for store.backend"), "{err}");
-        let err = Config::load(
-            None,
-            env(&[
-                ("SWITCHBOARD_STORE__BACKEND", "postgres"),
-                ("SWITCHBOARD_STORE__URL", "mysql://u:hunter2-secret@h/d"),
-            ]),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("postgres://") && !err.to_string().contains("hunter2"), "{err}");
-    }
 
     #[test]
     fn friendly_durations() {
