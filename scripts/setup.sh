@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what building and testing Switchboard needs beyond the Rust
 # toolchain itself: the wasm32-wasip2 target (connectors), rustfmt, clippy,
-# and the PostgreSQL server binaries (the PostgreSQL store's tests). Idempotent.
+# the PostgreSQL server binaries (the PostgreSQL store's tests), and Chromium
+# with chromedriver (the dashboard's browser tests). Idempotent.
 set -euo pipefail
 
 installed=$(rustup target list --installed)
@@ -26,4 +27,14 @@ if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bi
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql
+fi
+
+# Chromium and its WebDriver, for the dashboard's browser tests
+# (tests/dashboard.rs drives /usr/bin/chromium through /usr/bin/chromedriver).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "==> apt-get install chromium chromium-driver"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver
 fi

@@ -2,6 +2,7 @@
 //! `switchboard` binary built from source, local HTTP receivers, a reference
 //! Standard Webhooks verifier, and sandbox helpers.
 
+pub mod browser;
 pub mod build;
 pub mod cluster;
 pub mod fakes;
