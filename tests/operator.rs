@@ -245,26 +245,21 @@ async fn a_replay_runs_in_the_background_and_the_cli_follows_its_progress() {
         assert_eq!(host.settled_event(&ws, id).await["status"], "failed", "failed again: the receiver is still down");
     }
 
-    let url = host.url.clone();
-    let workspace = ws.id.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(binary())
-            .args(["replay", "--server", &url, "--workspace", &workspace, "--status", "failed"])
-            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = replay_cli(&host, &ws.id, "failed").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("completed: 12 matched, 12 requeued"), "{stdout}");
 
-    let out = Command::new(binary())
-        .args(["replay", "--server", &host.url, "--workspace", &ws.id, "--status", "lost"])
-        .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
-        .output()
-        .unwrap();
+    let out = replay_cli(&host, &ws.id, "lost").await;
     assert_eq!(out.status.code(), Some(1), "a refused replay exits 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 422"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `switchboard replay` against `host` (off the async runtime: the server
+/// it talks to runs on this test's runtime).
+async fn replay_cli(host: &TestHost, workspace: &str, status: &str) -> std::process::Output {
+    let mut command = Command::new(binary());
+    command.args(["replay", "--server", &host.url, "--workspace", workspace, "--status", status]);
+    command.env("SWITCHBOARD_ADMIN_TOKEN", ADMIN);
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
 }

@@ -4,7 +4,8 @@
 //!
 //! - single: 64 keep-alive clients, `POST /api/v1/events`, closed loop;
 //! - bulk: 64 clients, 100 events per `POST /api/v1/events/bulk`;
-//! - latency: 1,000 events/s offered (open loop), p50/p99.
+//! - latency: 1,000 events/s offered (open loop), p50/p99;
+//! - single again with a JSON log subscriber (the access log's cost).
 //!
 //! Every 201 from Switchboard means the event was fsync'd (group commit).
 //! Run: `scripts/bench.sh ingest`.
@@ -97,8 +98,24 @@ fn main() {
         let o2 =
             open_loop(format!("{}/api/v1/events", service.url), headers.clone(), single.clone(), 1000, DURATION).await;
         report("switchboard, 1,000/s offered (durable)", &o2, 1);
+        // Last, because a subscriber cannot be taken back: the same single run
+        // with every request's access-log line formatted as JSON (and thrown
+        // away), what `[log] format = "json"` costs a busy server.
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::sink)
+            .with_env_filter("info")
+            .init();
+        let s3 =
+            closed_loop(format!("{}/api/v1/events", service.url), headers.clone(), single.clone(), CLIENTS, DURATION)
+                .await;
+        let sw_logged = report("switchboard, single, 64 clients, JSON access log", &s3, 1);
         println!();
         println!("ratio to baseline: single {:.2}, bulk {:.2}", sw_single / base_single, sw_bulk / base_bulk);
+        println!("JSON access log: {:.2}x the single rate without a subscriber", sw_logged / sw_single);
         println!("resident memory after the run: {:.0} MiB (service + load generator)", common::rss_mib());
         service.shutdown.cancel();
     });

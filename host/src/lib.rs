@@ -9,7 +9,10 @@
 //! sandbox, running the connector versions of the [`registry`] ([`devmode`]
 //! reloads them, [`cluster`] follows other nodes' uploads and blocks); [`egress`] decides where a connector may connect;
 //! [`secrets`] substitutes, scrubs and seals secrets, with [`redact`] finding
-//! their encoded forms; [`keys`] mints and hashes API keys; [`outcome`] is
+//! their encoded forms; [`keys`] mints and hashes API keys; [`metrics`]
+//! records and serves the Prometheus metrics, [`telemetry`] sets up the log,
+//! [`alerts`] emits Switchboard's own events about failing connections, and
+//! [`ui`] serves the dashboard; [`outcome`] is
 //! the outcome codes; [`attempt`] is the record users see; [`time`] reads the
 //! clock and writes instants; [`cli`] is the command line; `fault` holds
 //! test-only fault hooks.

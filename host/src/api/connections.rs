@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::auth::WorkspaceAccess;
 use super::error::ErrorBody;
 use super::limits::{MAX_SETTINGS_BYTES, check_optional_name};
-use super::openapi::{Paging, WorkspacePath};
+use super::openapi::WorkspacePath;
 use super::views::{ConnectionView, List};
 use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
 use crate::ops;
@@ -170,7 +170,7 @@ async fn create(
 #[utoipa::path(
     get, path = "/api/v1/workspaces/{ws}/connections", tag = "connections", operation_id = "list_connections",
     security(("admin_token" = []), ("secret_key" = [])),
-    params(WorkspacePath, Paging),
+    params(WorkspacePath, PageParams),
     responses(
         (status = 200, description = "A page of connections.", body = List<ConnectionView>),
         (status = 400, description = "`limit` or `cursor` out of range.", body = ErrorBody),

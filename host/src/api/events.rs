@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::auth::WorkspaceAccess;
 use super::error::ErrorBody;
 use super::limits::check_optional_name;
-use super::openapi::{Paging, WorkspacePath};
+use super::openapi::WorkspacePath;
 use super::views::{AttemptView, DeliveryView, EventView, List, ReplayView};
 use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
 use crate::app::App;
@@ -61,7 +61,7 @@ struct EventParams {
 #[utoipa::path(
     get, path = "/api/v1/workspaces/{ws}/events", tag = "events", operation_id = "list_events",
     security(("admin_token" = []), ("secret_key" = [])),
-    params(WorkspacePath, EventParams, Paging),
+    params(WorkspacePath, EventParams, PageParams),
     responses(
         (status = 200, description = "A page of events.", body = List<EventView>),
         (status = 400, description = "A query parameter out of range or unknown `status`.", body = ErrorBody),
@@ -189,7 +189,7 @@ fn parse_status(v: &Option<String>) -> Result<Option<DeliveryStatus>, ApiError> 
 #[utoipa::path(
     get, path = "/api/v1/workspaces/{ws}/deliveries", tag = "deliveries", operation_id = "list_deliveries",
     security(("admin_token" = []), ("secret_key" = [])),
-    params(WorkspacePath, DeliveryParams, Paging),
+    params(WorkspacePath, DeliveryParams, PageParams),
     responses(
         (status = 200, description = "A page of deliveries.", body = List<DeliveryView>),
         (status = 400, description = "A query parameter out of range, an unknown `status` or a bad time.",

@@ -66,9 +66,14 @@ pub const MAX_CURSOR_BYTES: usize = 256;
 /// `?limit=&cursor=` as the management API defines them. Like every query fault, one
 /// out of range is a 400: the query is part of the request target, and
 /// `limit=0` should not answer differently from `limit=zero`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Records per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
+    /// The previous page's `next_cursor` (at most 256 bytes).
+    #[param(max_length = 256)]
     pub cursor: Option<String>,
 }
 

@@ -100,19 +100,6 @@ async fn openapi_json() -> impl IntoResponse {
 #[allow(dead_code)] // Described only: `crate::metrics` serves the route.
 fn metrics() {}
 
-/// `?limit=&cursor=`, as [`super::PageParams`] reads them.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)] // Described only: `PageParams` reads the query.
-pub struct Paging {
-    /// Records per page, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<usize>,
-    /// The previous page's `next_cursor` (at most 256 bytes).
-    #[param(max_length = 256)]
-    cursor: Option<String>,
-}
-
 /// The `{ws}` of a workspace's routes.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -216,6 +203,15 @@ impl Modify for SharedAnswers {
                 for (status, description) in shared {
                     let answers = &mut op.responses.responses;
                     answers.entry(status.to_string()).or_insert_with(|| RefOr::T(error_answer(description)));
+                }
+                for answer in op.responses.responses.values_mut() {
+                    if let RefOr::T(answer) = answer {
+                        let id = HeaderBuilder::new()
+                            .schema(ObjectBuilder::new().schema_type(SchemaType::new(Type::String)))
+                            .description(Some("The request's id: the client's own `X-Request-Id` when usable, else a new one; in every log line of the request."))
+                            .build();
+                        answer.headers.insert("X-Request-Id".to_string(), id);
+                    }
                 }
                 for status in ["429", "503"] {
                     if let Some(RefOr::T(answer)) = op.responses.responses.get_mut(status) {

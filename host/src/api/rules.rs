@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::auth::WorkspaceAccess;
 use super::error::ErrorBody;
 use super::limits::{check_event_field, check_name};
-use super::openapi::{Paging, WorkspacePath};
+use super::openapi::WorkspacePath;
 use super::views::{List, RuleView};
 use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
 use crate::model::{Rule, new_id, now_ms};
@@ -122,7 +122,7 @@ struct ListParams {
 #[utoipa::path(
     get, path = "/api/v1/workspaces/{ws}/rules", tag = "rules", operation_id = "list_rules",
     security(("admin_token" = []), ("secret_key" = [])),
-    params(WorkspacePath, ListParams, Paging),
+    params(WorkspacePath, ListParams, PageParams),
     responses(
         (status = 200, description = "A page of rules.", body = List<RuleView>),
         (status = 400, description = "`limit` or `cursor` out of range.", body = ErrorBody),

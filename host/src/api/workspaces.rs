@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::auth::{AdminOnly, Caller, WorkspaceAccess};
 use super::error::ErrorBody;
 use super::limits::check_name;
-use super::openapi::{Paging, WorkspacePath};
+use super::openapi::WorkspacePath;
 use super::views::{CreatedKey, CreatedWorkspace, KeyView, List, WorkspaceView};
 use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
 use crate::model::KeyKind;
@@ -57,7 +57,7 @@ async fn create(
 #[utoipa::path(
     get, path = "/api/v1/workspaces", tag = "workspaces", operation_id = "list_workspaces",
     security(("admin_token" = []), ("secret_key" = [])),
-    params(Paging),
+    params(PageParams),
     responses(
         (status = 200, description = "A page of workspaces.", body = List<WorkspaceView>),
         (status = 400, description = "`limit` or `cursor` out of range.", body = ErrorBody),
