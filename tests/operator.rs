@@ -118,6 +118,11 @@ async fn a_field_at_fault_is_named_in_details() {
     assert_eq!(body["code"], "unprocessable");
     assert_eq!(body["details"]["path"], "settings", "{body}");
     assert_eq!(body["error"], body["details"], "the Meshes name for the same member");
+
+    let unknown_secret = json!({"connector": "webhook", "name": "h", "settings": {"url": "http://127.0.0.1:9/h"}, "secrets": {"tokn": "x"}});
+    let (status, body) = host.raw(Method::POST, &path, Some(ADMIN), Some(unknown_secret)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["details"]["path"], "secrets.tokn", "{body}");
 }
 
 #[tokio::test]

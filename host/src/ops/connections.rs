@@ -184,16 +184,14 @@ async fn check(
     for name in secrets.keys() {
         if !m.secrets.iter().any(|s| s.name == *name) {
             let known: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
-            return Err(OpError::Refused(format!(
-                "connector `{}` has no secret `{name}` (it takes: {})",
-                m.name,
-                known.join(", ")
-            )));
+            let message = format!("connector `{}` has no secret `{name}` (it takes: {})", m.name, known.join(", "));
+            return Err(OpError::RefusedAt { path: format!("secrets.{name}"), message });
         }
     }
     for spec in m.secrets.iter().filter(|s| s.required) {
         if !secrets.contains_key(&spec.name) {
-            return Err(OpError::Refused(format!("secret `{}` is required: {}", spec.name, spec.description)));
+            let message = format!("secret `{}` is required: {}", spec.name, spec.description);
+            return Err(OpError::RefusedAt { path: format!("secrets.{}", spec.name), message });
         }
     }
     app.runtime().validate(connector, &settings.to_string()).await.map_err(|e| match e {
