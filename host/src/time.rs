@@ -17,16 +17,19 @@ pub fn unix_now() -> u64 {
     jiff::Timestamp::now().as_second().max(0) as u64
 }
 
+/// Always three fractional digits (`…:00.000Z`, never `…:00Z`), so instants
+/// written here sort as text the way they sort in time: with trimmed
+/// fractions `"…:00Z"` would sort after `"…:00.5Z"`.
+const MILLIS: jiff::fmt::temporal::DateTimePrinter = jiff::fmt::temporal::DateTimePrinter::new().precision(Some(3));
+
 /// RFC 3339 UTC of `ms` Unix milliseconds; empty when out of range.
 pub fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::from_millisecond(ms).map(|t| MILLIS.timestamp_to_string(&t)).unwrap_or_default()
 }
 
-/// Now, RFC 3339 UTC rounded to the millisecond: an attempt's `started_at`.
+/// Now, RFC 3339 UTC at millisecond precision: an attempt's `started_at`.
 pub fn now_rfc3339() -> String {
-    // Rounding cannot fail at millisecond precision short of the very end of
-    // the representable range; the unrounded instant is still a valid answer.
-    jiff::Timestamp::now().round(jiff::Unit::Millisecond).unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
+    rfc3339(now_ms())
 }
 
 /// Durations as text (`"250ms"`, `"5s"`, `"2h"`), and serde for them: the
@@ -65,7 +68,9 @@ mod tests {
     #[test]
     fn instants_are_rfc3339_utc_with_milliseconds() {
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
+        assert!(rfc3339(1_700_000_000_000) < rfc3339(1_700_000_000_001), "text order is time order");
         assert_eq!(rfc3339(i64::MAX), "");
         let now = now_rfc3339();
         assert!(now.ends_with('Z') && now.parse::<jiff::Timestamp>().is_ok(), "{now}");
