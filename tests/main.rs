@@ -3,8 +3,10 @@
 
 mod alerts;
 mod author;
+mod bundled;
 mod cli;
 mod cluster;
+mod connector_test;
 mod connectors;
 mod crash;
 mod crash_loop;
@@ -15,11 +17,13 @@ mod engine;
 mod fuzz;
 mod ingest;
 mod isolation;
+mod lifecycle;
 mod metrics;
 mod onboarding;
 mod openapi;
 mod operator;
 mod registry;
+mod rerun;
 mod sandbox;
 mod secrecy;
 mod serve;

@@ -70,7 +70,7 @@ async fn reload(app: &App, path: &Path) {
             let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());
             let blocked = app.registry().is_blocked(&name, &version);
             let sha256 = connector.sha256().to_string();
-            app.registry().replace(Entry { connector, origin: Origin::Bundled, compiled, blocked });
+            app.registry().replace(Entry { connector, origin: Origin::Directory, compiled, blocked });
             tracing::info!(connector = %name, %version, %sha256, blocked, path = %path.display(), "dev mode: connector reloaded");
         }
         Err(e) => {

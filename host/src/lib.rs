@@ -21,6 +21,7 @@ pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod attempt;
+pub mod bundled;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -44,5 +45,6 @@ pub mod store;
 pub mod telemetry;
 pub mod time;
 pub mod ui;
+pub mod validation;
 
 pub use server::run;

@@ -19,8 +19,10 @@ const BLOCKED_FILE: &str = "blocked.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
-    /// A `*.wasm` in the configured connectors dir.
+    /// Shipped inside the `switchboard` binary.
     Bundled,
+    /// A `*.wasm` in the configured `connectors_dir`.
+    Directory,
     /// `PUT /api/v1/connectors/{name}`; kept in the data dir.
     Uploaded,
 }

@@ -70,7 +70,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
     let connectors_dir = config.connectors_dir.clone();
     let app = Arc::new(App::new(config, store, runtime, master_key, admin_hash));
     if let Some(dir) = connectors_dir {
-        register_dir(&app, &dir, Origin::Bundled).await?;
+        register_dir(&app, &dir, Origin::Directory).await?;
     }
     if app.config().store.backend.is_shared() {
         // The store holds the cluster's uploads and blocks: the files of

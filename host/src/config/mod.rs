@@ -67,10 +67,21 @@ impl Default for Config {
 /// its file changes (also `serve --dev`). Off by default: in production,
 /// whoever can write to that directory could otherwise swap a connector
 /// under running connections.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     pub watch: bool,
+    /// A version in staged rollout is rolled back when its failure ratio
+    /// exceeds the previous version's by more than this (0.2 = 20 points)…
+    pub rollback_margin: f64,
+    /// …over at least this many of its own attempts.
+    pub rollback_min_attempts: u32,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig { watch: false, rollback_margin: 0.2, rollback_min_attempts: 20 }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,6 +89,9 @@ pub struct RegistryConfig {
 pub struct EgressConfig {
     pub allow_private_networks: bool,
     pub allow_hosts: Vec<String>,
+    /// `"api.vendor.com" = "127.0.0.1:8081"`: requests for that host go to
+    /// that address instead, over plain HTTP (staging against local fakes).
+    pub map_hosts: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,9 @@
 pub mod connections;
 pub mod connectors;
 pub mod deliveries;
+pub mod preview;
 pub mod replay;
+pub mod rerun;
 pub mod retention;
 pub mod rules;
 pub mod workspaces;

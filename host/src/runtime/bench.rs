@@ -28,8 +28,14 @@ impl Runtime {
         connector: &LoadedConnector,
         secrets: Arc<SecretSet>,
     ) -> anyhow::Result<ReusedInstance> {
-        let mut store =
-            self.new_store(Labels::default(), secrets, "bench".into(), connector.allowed_hosts.clone(), unix_now());
+        let mut store = self.new_store(
+            Labels::default(),
+            secrets,
+            "bench".into(),
+            connector.allowed_hosts.clone(),
+            unix_now(),
+            self.inner.transport.clone(),
+        );
         let instance = connector.pre.instantiate_async(&mut store).await?;
         Ok(ReusedInstance { store, instance })
     }

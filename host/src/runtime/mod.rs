@@ -30,6 +30,7 @@ mod error;
 mod host_impl;
 mod limits;
 mod manifest;
+pub mod recorded;
 mod schema;
 pub mod transport;
 mod verdict;
@@ -187,8 +188,14 @@ impl Runtime {
     pub async fn load_component(&self, component: Component, sha256: String) -> Result<LoadedConnector, LoadError> {
         let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(LoadError::WrongWorld)?;
         let pre = ConnectorPre::new(instance_pre).map_err(LoadError::WrongWorld)?;
-        let mut store =
-            self.new_store(Labels::default(), Arc::new(SecretSet::default()), String::new(), Arc::new([]), unix_now());
+        let mut store = self.new_store(
+            Labels::default(),
+            Arc::new(SecretSet::default()),
+            String::new(),
+            Arc::new([]),
+            unix_now(),
+            self.inner.transport.clone(),
+        );
         let described = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -216,6 +223,7 @@ impl Runtime {
             String::new(),
             connector.allowed_hosts.clone(),
             unix_now(),
+            self.inner.transport.clone(),
         );
         let result = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = connector.pre.instantiate_async(&mut store).await?;
@@ -235,6 +243,18 @@ impl Runtime {
     /// behaviour: every failure becomes an outcome in the record.
     #[tracing::instrument(name = "invoke", skip_all, fields(connector = %labels.connector, version = %labels.version))]
     pub async fn invoke(&self, connector: &LoadedConnector, inv: Invocation, labels: Labels) -> AttemptRecord {
+        self.invoke_via(connector, inv, labels, self.inner.transport.clone()).await
+    }
+
+    /// [`Runtime::invoke`], with requests leaving through `transport`
+    /// instead of the network (a re-run answers from recorded responses).
+    pub async fn invoke_via(
+        &self,
+        connector: &LoadedConnector,
+        inv: Invocation,
+        labels: Labels,
+        transport: Arc<dyn Transport>,
+    ) -> AttemptRecord {
         let started_at = now_rfc3339();
         let started = Instant::now();
         // One reading for both `event.attempt-time` and the guest's frozen
@@ -246,6 +266,7 @@ impl Runtime {
             inv.cache_scope.clone(),
             connector.allowed_hosts.clone(),
             attempt_time,
+            transport,
         );
         let event = wit_event(&inv, attempt_time);
         let result = tokio::time::timeout(self.inner.limits.wall, async {
@@ -271,9 +292,10 @@ impl Runtime {
         cache_scope: String,
         allowed_hosts: Arc<[String]>,
         attempt_time: u64,
+        transport: Arc<dyn Transport>,
     ) -> Store<InvocationState> {
         let io = InvocationIo {
-            transport: self.inner.transport.clone(),
+            transport,
             egress: self.inner.egress.clone(),
             allowed_hosts,
             secrets,

@@ -1,0 +1,1 @@
+//! Rule preview: what a rule would do with an event, nothing saved.

@@ -1,0 +1,1 @@
+//! A transport that answers from an attempt's recorded responses (re-run).

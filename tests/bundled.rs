@@ -1,0 +1,1 @@
+//! The bundled connectors ship inside the binary, and `connector new` works anywhere.

@@ -1,0 +1,1 @@
+//! Connector versions over their life: schemas enforced, safe upgrades, approval, staged rollout.
