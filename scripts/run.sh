@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# Set everything up and run the main job: build Switchboard and its bundled
-# connectors, start `switchboard serve`, create a workspace with a webhook
-# connection to a local receiver and a rule for `page.completed`, emit the
-# seed onboarding event through the Meshes-compatible ingest API, and show
-# the delivery and its attempt as the management API reports them.
+# Set everything up and run the main job: build Switchboard (the binary
+# carries the bundled connectors, so no connectors dir is configured), start
+# `switchboard serve`, create a workspace with a webhook connection to a local
+# receiver and a rule for `page.completed`, emit the seed onboarding event
+# through the Meshes-compatible ingest API, and show the delivery and its
+# attempt as the management API reports them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 cargo build --release --locked -p switchboard
-guests=()
-for g in $(scripts/guests.sh); do guests+=(-p "$g"); done
-cargo build --profile guest --target wasm32-wasip2 --locked "${guests[@]}"
 
 work=$(mktemp -d)
 cleanup() { kill "${server:-}" "${receiver:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -38,7 +36,6 @@ receiver=$!
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export SWITCHBOARD_LISTEN="127.0.0.1:${port}"
 export SWITCHBOARD_DATA_DIR="$work/data"
-export SWITCHBOARD_CONNECTORS_DIR="target/wasm32-wasip2/guest"
 export SWITCHBOARD_EGRESS__ALLOW_PRIVATE_NETWORKS=true   # the receiver is on loopback
 ./target/release/switchboard serve &
 server=$!

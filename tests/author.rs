@@ -96,8 +96,7 @@ async fn a_scaffold_builds_passes_its_fixture_test_and_publishes_live() {
     }
     let cargo_toml = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     assert!(cargo_toml.contains("[workspace]"), "standalone workspace: {cargo_toml}");
-    let sdk = std::fs::canonicalize(workspace_root().join("sdk")).unwrap();
-    assert!(cargo_toml.contains(&format!("path = \"{}\"", sdk.display())), "SDK by path: {cargo_toml}");
+    assert!(cargo_toml.contains("path = \"vendor/switchboard-sdk\""), "the vendored SDK by path: {cargo_toml}");
 
     // The generated native unit tests pass as generated.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -273,8 +272,10 @@ async fn serve_takes_the_connectors_dir_flag() {
     let (flag_dir, env_dir) = (tmp.path().join("flag"), tmp.path().join("env"));
     std::fs::create_dir(&flag_dir).unwrap();
     std::fs::create_dir(&env_dir).unwrap();
-    let webhook = switchboard_tests::build::component("switchboard-connector-webhook");
-    std::fs::write(flag_dir.join("webhook.wasm"), webhook).unwrap();
+    let echo = switchboard_tests::build::component("switchboard-fixture-echo-v1");
+    std::fs::write(flag_dir.join("echo.wasm"), echo).unwrap();
+    let hostile = switchboard_tests::build::component("switchboard-fixture-hostile");
+    std::fs::write(env_dir.join("hostile.wasm"), hostile).unwrap();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(binary())
@@ -302,7 +303,8 @@ async fn serve_takes_the_connectors_dir_flag() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     let names: Vec<&str> = listed["records"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
-    assert_eq!(names, ["webhook"], "{listed}");
+    // The bundled connectors, and the flag's directory rather than the environment's.
+    assert_eq!(names, ["activecampaign", "echo", "hubspot", "intercom", "slack", "webhook"], "{listed}");
 }
 
 /// Stops the process it holds, however the test ends.

@@ -13,6 +13,7 @@ mod crash_loop;
 mod dashboard;
 mod delivery;
 mod devmode;
+mod docs;
 mod engine;
 mod fuzz;
 mod ingest;

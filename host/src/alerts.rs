@@ -43,19 +43,36 @@ pub enum Kind {
     Paused,
     /// `switchboard.connection.failing`
     Failing,
-    // `switchboard.connector.rolled_back` goes here: its subject (debounce
-    // key and `resource_id`) is the connector, not a connection.
+    /// `switchboard.connector.rolled_back`: its subject is a connector
+    /// version, not a connection, and it happens once per version.
+    RolledBack,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Paused, Kind::Failing];
+    pub const ALL: [Kind; 3] = [Kind::Paused, Kind::Failing, Kind::RolledBack];
 
     /// The event's name in the alert workspace.
     pub fn event(self) -> &'static str {
         match self {
             Kind::Paused => "switchboard.connection.paused",
             Kind::Failing => "switchboard.connection.failing",
+            Kind::RolledBack => "switchboard.connector.rolled_back",
         }
+    }
+}
+
+/// What an alert is about: its `resource`, `resource_id`, and the key that
+/// makes nodes raising the same alert store one event.
+struct Subject {
+    resource: &'static str,
+    id: String,
+    idempotency: String,
+}
+
+impl Subject {
+    fn connection(kind: Kind, c: &Connection, now: i64, window_ms: i64) -> Self {
+        let idempotency = format!("switchboard/{}/{}/{}", kind.event(), c.id, now / window_ms);
+        Subject { resource: "connection", id: c.id.clone(), idempotency }
     }
 }
 
@@ -95,7 +112,18 @@ pub async fn connection_paused(app: &App, connection: &Connection) {
     }
     let mut payload = about(connection);
     payload.insert("reason".into(), json!(connection.inactive_reason));
-    emit(app, workspace, Kind::Paused, connection, payload, now).await;
+    emit(app, workspace, Kind::Paused, Subject::connection(Kind::Paused, connection, now, window_ms), payload, now)
+        .await;
+}
+
+/// A version in staged rollout failed more than the version before it and
+/// was blocked (`switchboard.connector.rolled_back`); `payload` says how.
+pub async fn connector_rolled_back(app: &App, connector: &str, version: &str, payload: Map<String, Value>) {
+    let Some(workspace) = app.config().alerts.workspace.as_deref() else { return };
+    let id = format!("{connector}@{version}");
+    let idempotency = format!("switchboard/{}/{id}", Kind::RolledBack.event());
+    let subject = Subject { resource: "connector", id, idempotency };
+    emit(app, workspace, Kind::RolledBack, subject, payload, now_ms()).await;
 }
 
 /// An attempt finished: counts toward the connection's failure ratio
@@ -114,7 +142,8 @@ pub async fn attempt_finished(app: &App, connection: &Connection, record: &Attem
     let Some(counts) = app.alerts.tracker().attempt(&connection.id, failed, now, &thresholds) else { return };
     let mut payload = about(connection);
     payload.extend(failing(&counts, &thresholds, record));
-    emit(app, workspace, Kind::Failing, connection, payload, now).await;
+    let subject = Subject::connection(Kind::Failing, connection, now, thresholds.window_ms);
+    emit(app, workspace, Kind::Failing, subject, payload, now).await;
 }
 
 /// What every alert says about the connection: no settings, no secrets.
@@ -145,9 +174,10 @@ fn failing(counts: &Counts, thresholds: &Thresholds, record: &AttemptRecord) -> 
 }
 
 /// Emit the alert; failures are logged, never the caller's.
-async fn emit(app: &App, workspace: &str, kind: Kind, connection: &Connection, payload: Map<String, Value>, now: i64) {
-    if let Err(e) = try_emit(app, workspace, kind, connection, payload, now).await {
-        tracing::warn!(alert = kind.event(), connection = %connection.id, error = %e, "operator alert");
+async fn emit(app: &App, workspace: &str, kind: Kind, subject: Subject, payload: Map<String, Value>, now: i64) {
+    let about = subject.id.clone();
+    if let Err(e) = try_emit(app, workspace, kind, subject, payload, now).await {
+        tracing::warn!(alert = kind.event(), subject = %about, error = %e, "operator alert");
     }
 }
 
@@ -155,7 +185,7 @@ async fn try_emit(
     app: &App,
     workspace: &str,
     kind: Kind,
-    connection: &Connection,
+    subject: Subject,
     payload: Map<String, Value>,
     now: i64,
 ) -> Result<(), AlertError> {
@@ -168,13 +198,13 @@ async fn try_emit(
         return Ok(());
     }
     let rules = tokio::time::timeout_at(deadline, app.rules_for(workspace)).await??;
-    // Nodes that raise the same alert in the same window store one event.
-    let idempotency = hash_key(&format!("switchboard/{}/{}/{}", kind.event(), connection.id, now / window_ms));
+    // Nodes that raise the same alert (in the same window) store one event.
+    let idempotency = hash_key(&subject.idempotency);
     let event = NewEvent {
         workspace: workspace.to_string(),
         event: kind.event().to_string(),
-        resource: "connection".into(),
-        resource_id: Some(connection.id.clone()),
+        resource: subject.resource.into(),
+        resource_id: Some(subject.id),
         payload,
         created_by: "switchboard".into(),
         idempotency: Some(idempotency),

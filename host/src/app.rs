@@ -37,6 +37,8 @@ pub struct App {
     keys_generation: std::sync::atomic::AtomicU64,
     /// What operator alerts remember on this node (`alerts.rs`).
     pub(crate) alerts: crate::alerts::Alerts,
+    /// Failure ratios of connector versions, for automatic rollback.
+    pub(crate) rollout: crate::rollout::RolloutWatch,
 }
 
 impl std::fmt::Debug for App {
@@ -76,6 +78,7 @@ impl App {
             keys: RwLock::new(HashMap::new()),
             keys_generation: std::sync::atomic::AtomicU64::new(0),
             alerts: crate::alerts::Alerts::default(),
+            rollout: crate::rollout::RolloutWatch::default(),
         }
     }
 

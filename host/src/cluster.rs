@@ -51,6 +51,7 @@ pub async fn sync(app: &App) -> Result<bool, StoreError> {
     load_uploaded(app, &shared).await?;
     drop_removed(app, &shared);
     apply_blocks(app, &shared);
+    app.registry().apply_releases(&shared.releases);
     Ok(true)
 }
 

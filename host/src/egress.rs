@@ -45,11 +45,7 @@ impl EgressPolicy {
             other => return Err(Denied(format!("scheme `{other}` is not allowed; use http or https"))),
         }
         let host = url.host().ok_or_else(|| Denied(format!("URL `{url}` has no host")))?;
-        let name = match &host {
-            url::Host::Domain(d) => d.trim_end_matches('.').to_ascii_lowercase(),
-            url::Host::Ipv4(ip) => ip.to_string(),
-            url::Host::Ipv6(ip) => ip.to_string(),
-        };
+        let name = host_name(&host);
         let allowed = manifest_hosts.iter().chain(&self.allow_hosts).any(|pattern| host_matches(pattern, &name));
         if !allowed {
             return Err(Denied(format!("host `{name}` is not in the connector's allowed hosts")));
@@ -93,6 +89,16 @@ impl EgressPolicy {
             )));
         }
         Ok(())
+    }
+}
+
+/// A host as the allowed-hosts patterns and `map_hosts` name it: lower
+/// case, no trailing dot, IPv6 without brackets.
+pub fn host_name<S: AsRef<str>>(host: &url::Host<S>) -> String {
+    match host {
+        url::Host::Domain(d) => d.as_ref().trim_end_matches('.').to_ascii_lowercase(),
+        url::Host::Ipv4(ip) => ip.to_string(),
+        url::Host::Ipv6(ip) => ip.to_string(),
     }
 }
 

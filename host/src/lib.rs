@@ -37,6 +37,7 @@ pub mod ops;
 pub mod outcome;
 pub mod redact;
 pub mod registry;
+pub mod rollout;
 pub mod routing;
 pub mod runtime;
 pub mod secrets;

@@ -58,7 +58,7 @@ pub struct Connection {
     pub workspace: String,
     pub name: String,
     pub connector: String,
-    /// `latest` or an exact version.
+    /// `latest`, an exact version, or a semver requirement (`^1.2`).
     pub version: String,
     pub settings: Value,
     /// Names only; values live sealed in `sealed_secrets`.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::Config;
 use crate::egress::EgressPolicy;
-use crate::registry::{Entry, Origin};
+use crate::registry::{Entry, Origin, RegistryError};
 use crate::runtime::Runtime;
 use crate::runtime::cache::StoreCache;
 use crate::runtime::transport::ReqwestTransport;
@@ -64,11 +64,21 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
         allow_private_networks: config.egress.allow_private_networks,
         allow_hosts: config.egress.allow_hosts.clone(),
     });
-    let transport = Arc::new(ReqwestTransport::new(egress.clone())?);
+    let map_hosts =
+        crate::runtime::transport::HostMap::from_config(&config.egress.map_hosts).context("egress.map_hosts")?;
+    for (host, to) in map_hosts.iter() {
+        tracing::warn!(%host, %to, "egress.map_hosts: requests for this host go to this address over plain HTTP");
+    }
+    let transport = Arc::new(ReqwestTransport::new(egress.clone())?.with_map_hosts(map_hosts));
     let runtime = Runtime::new(config.sandbox.clone(), egress, transport, Arc::new(StoreCache(store.clone())))?;
     let admin_hash: [u8; 32] = Sha256::digest(admin_token.as_bytes()).into();
     let connectors_dir = config.connectors_dir.clone();
     let app = Arc::new(App::new(config, store, runtime, master_key, admin_hash));
+    // Bundled first: a file in connectors_dir with the same name and
+    // version is then the one left out (and logged).
+    for (package, bytes) in crate::bundled::CONNECTORS {
+        register(&app, bytes, Origin::Bundled, package).await;
+    }
     if let Some(dir) = connectors_dir {
         register_dir(&app, &dir, Origin::Directory).await?;
     }
@@ -82,11 +92,12 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<App>> {
             register_dir(&app, &uploaded, Origin::Uploaded).await?;
         }
         app.registry().load_blocked(&app.uploads_dir()).await;
+        app.registry().load_releases(&app.uploads_dir()).await;
     }
     Ok(app)
 }
 
-/// Register every `*.wasm` in `dir` (bundled connectors), in name order.
+/// Register every `*.wasm` in `dir` (`connectors_dir`, or the uploads), in name order.
 async fn register_dir(app: &App, dir: &Path, origin: Origin) -> anyhow::Result<()> {
     let mut paths = Vec::new();
     let mut entries =
@@ -99,20 +110,38 @@ async fn register_dir(app: &App, dir: &Path, origin: Origin) -> anyhow::Result<(
     paths.sort();
     for path in paths {
         let bytes = tokio::fs::read(&path).await?;
-        match app.runtime().load_cached(&bytes, &app.artifacts_dir()).await {
-            Ok((connector, compiled)) => {
-                let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());
-                match app.registry().restore(Entry { connector, origin, compiled, blocked: false }) {
-                    Ok(()) => {
-                        tracing::info!(connector = %name, %version, compiled, path = %path.display(), "connector registered")
-                    }
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "connector not registered"),
-                }
-            }
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "connector refused"),
-        }
+        register(app, &bytes, origin, &path.display().to_string()).await;
     }
     Ok(())
+}
+
+/// Load `bytes` (through the compiled-artifact cache, so a restart compiles
+/// nothing) and add them to the registry. `source` names them in the log.
+/// A refusal is logged, not returned: one bad file does not stop the start.
+async fn register(app: &App, bytes: &[u8], origin: Origin, source: &str) {
+    let (connector, compiled) = match app.runtime().load_cached(bytes, &app.artifacts_dir()).await {
+        Ok(loaded) => loaded,
+        Err(e) => return tracing::warn!(source, error = %e, "connector refused"),
+    };
+    let (name, version) = (connector.manifest().name.clone(), connector.manifest().version.clone());
+    let sha256 = connector.sha256().to_string();
+    match app.registry().restore(Entry { connector, origin, compiled, blocked: false }) {
+        Ok(()) => tracing::info!(connector = %name, %version, ?origin, compiled, source, "connector registered"),
+        Err(RegistryError::NotGreater { .. }) => {
+            // Registered earlier at start: bundled first, then connectors_dir, then uploads.
+            let same = app.registry().resolve(&name, &version).is_some_and(|c| c.sha256() == sha256);
+            if same {
+                tracing::info!(connector = %name, %version, source, "connector not registered: the same build is already registered");
+            } else {
+                tracing::warn!(
+                    connector = %name, %version, source,
+                    "connector not registered: another build of this name and version was registered first \
+                     (bundled connectors, then connectors_dir, then uploads); give it a new version"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(connector = %name, %version, source, error = %e, "connector not registered"),
+    }
 }
 
 /// Serve until `shutdown` is cancelled, then stop accepting, let in-flight

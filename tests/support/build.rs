@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every guest crate the suite loads.
-pub const GUESTS: [&str; 10] = [
+pub const GUESTS: [&str; 12] = [
     "switchboard-connector-webhook",
     "switchboard-connector-hubspot",
     "switchboard-connector-activecampaign",
@@ -15,6 +15,8 @@ pub const GUESTS: [&str; 10] = [
     "switchboard-fixture-hostile",
     "switchboard-fixture-echo-v1",
     "switchboard-fixture-echo-v2",
+    "switchboard-fixture-echo-v3",
+    "switchboard-fixture-echo-v4",
     "switchboard-fixture-bad-describe",
     "switchboard-fixture-other-world",
 ];

@@ -70,6 +70,38 @@ impl TestHost {
         Self::start_config(config, Some(dir)).await
     }
 
+    /// A host whose `connectors_dir` holds only the components of
+    /// `packages` (the bundled connectors come with the binary anyway), so
+    /// tests can upload the other versions themselves.
+    pub async fn start_with_connectors(packages: &[&str], adjust: impl FnOnce(&mut Config)) -> TestHost {
+        let dir = tempfile::tempdir().unwrap();
+        let connectors = dir.path().join("connectors");
+        std::fs::create_dir(&connectors).unwrap();
+        for p in packages {
+            std::fs::write(connectors.join(format!("{p}.wasm")), super::build::component(p)).unwrap();
+        }
+        let mut config = test_config(&dir.path().join("data"));
+        config.connectors_dir = Some(connectors);
+        adjust(&mut config);
+        Self::start_config(config, Some(dir)).await
+    }
+
+    /// Upload `bytes` as connector `name` (`query`: `""` or `"?rollout=0"`);
+    /// the status and the answer.
+    pub async fn upload(&self, name: &str, query: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .put(format!("{}/api/v1/connectors/{name}{query}", self.url))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn start_config(config: Config, dir: Option<tempfile::TempDir>) -> TestHost {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

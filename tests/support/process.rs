@@ -38,7 +38,8 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Spawn the server on a free port and a fresh data dir. `extra_env` is
     /// set after the defaults, so it can override them (e.g. the retry
-    /// schedule). Call [`wait_ready`](Self::wait_ready) before using it.
+    /// schedule), or unset them with an empty value. Call
+    /// [`wait_ready`](Self::wait_ready) before using it.
     pub fn start(extra_env: &[(&str, &str)]) -> ServerProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -75,7 +76,12 @@ impl ServerProcess {
             .env("SWITCHBOARD_DELIVERY__POLL_INTERVAL", "20ms")
             .env("SWITCHBOARD_LOG", "warn");
         for (k, v) in &self.extra_env {
-            command.env(k, v);
+            // An empty value unsets a default (no connectors dir at all).
+            if v.is_empty() {
+                command.env_remove(k);
+            } else {
+                command.env(k, v);
+            }
         }
         let child = command
             .stdout(log.try_clone().expect("log handle"))

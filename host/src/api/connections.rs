@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
 struct CreateConnection {
     /// The name of a registered connector.
     connector: String,
-    /// `latest` (the default) or an exact version.
+    /// `latest` (the default), an exact version, or a semver requirement (`^1.2`).
     #[serde(default)]
     version: Option<String>,
     /// 1 to 200 characters, no control characters.

@@ -13,11 +13,15 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 
 use super::auth::{AdminOnly, WorkspaceAccess};
+use super::connector_views::{
+    BlockView, ConnectorView, EnabledConnection, EnabledConnector, UploadedView, VersionView,
+};
 use super::error::ErrorBody;
 use super::openapi::{VersionPath, WorkspacePath};
-use super::views::{BlockView, ConnectorView, EnabledConnection, EnabledConnector, List, UploadedView, VersionView};
-use super::{Answer, ApiError, AppState, Json, Path};
+use super::views::List;
+use super::{Answer, ApiError, AppState, Json, Path, Query};
 use crate::ops;
+use crate::ops::releases::ReleaseStatus;
 use crate::store::Page;
 
 /// Components larger than this are refused before they are read further.
@@ -31,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/connectors/{name}/versions/{version}", delete(remove))
         .route("/api/v1/connectors/{name}/versions/{version}/block", post(block))
         .route("/api/v1/connectors/{name}/versions/{version}/unblock", post(unblock))
+        .route("/api/v1/connectors/{name}/versions/{version}/approve", post(approve))
+        .route("/api/v1/connectors/{name}/versions/{version}/rollout", post(rollout))
         .route("/api/v1/workspaces/{ws}/connectors", get(enabled))
 }
 
@@ -64,23 +70,35 @@ async fn versions(
 ) -> Answer<List<VersionView>> {
     let all = app.registry().list();
     let (_, versions) = all.iter().find(|(n, _)| *n == name).ok_or_else(|| ApiError::not_found("connector", &name))?;
-    Ok(Json(List::all(versions.iter().map(Into::into).collect())))
+    let mut records = Vec::with_capacity(versions.len());
+    for e in versions {
+        let status = ops::releases::status(&app, &name, &e.connector.manifest().version)?;
+        records.push(VersionView::new(e, status));
+    }
+    Ok(Json(List::all(records)))
 }
 
 /// Upload a connector version (admin).
 ///
 /// The component is loaded in the sandbox; its manifest must name `{name}`
-/// and a version greater than every existing one.
+/// and a version greater than every existing one. The answer says where the
+/// version stands — `live`, `pending_approval` when it asks for more hosts
+/// or secrets than the version before it, `rolling_out` with `?rollout=N` —
+/// and which connections and rules it refuses; the connections following
+/// `latest` that it refuses stay on their version (`held_back`).
 #[utoipa::path(
     put, path = "/api/v1/connectors/{name}", tag = "connectors", operation_id = "upload_connector",
     security(("admin_token" = [])),
-    params(("name" = String, Path, description = "The connector's name.")),
+    params(
+        ("name" = String, Path, description = "The connector's name."),
+        UploadParams,
+    ),
     request_body(
         description = "The component's bytes (any content type), at most 10 MiB.",
         content(("application/wasm")),
     ),
     responses(
-        (status = 201, description = "The new version.", body = UploadedView),
+        (status = 201, description = "The new version, its state and compatibility report.", body = UploadedView),
         (status = 400, description = "The body is empty or cannot be read.", body = ErrorBody),
         (status = 409, description = "The version is not greater than every existing one.", body = ErrorBody),
         (status = 413, description = "The component is over 10 MiB.", body = ErrorBody),
@@ -91,6 +109,7 @@ async fn upload(
     State(app): State<AppState>,
     _admin: AdminOnly,
     Path(name): Path<String>,
+    Query(params): Query<UploadParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<UploadedView>), ApiError> {
     let bytes = body.map_err(|e| match e.status() {
@@ -103,8 +122,76 @@ async fn upload(
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the body must be the component's bytes (application/wasm)"));
     }
-    let manifest = ops::connectors::upload(&app, &name, &bytes).await?;
-    Ok((StatusCode::CREATED, Json(UploadedView { name, version: manifest.version.clone(), manifest })))
+    let uploaded = ops::connectors::upload(&app, &name, &bytes, params.rollout).await?;
+    Ok((StatusCode::CREATED, Json(uploaded.into())))
+}
+
+/// How an upload is released.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// Serve the new version only to this percentage (0–100) of the
+    /// connections following `latest`, as with `…/rollout`.
+    pub rollout: Option<u8>,
+}
+
+/// Approve a connector version (admin).
+///
+/// A version that asks for more hosts or secret names than the version
+/// before it waits (`pending_approval`) until an admin approves: until
+/// then connections following `latest` stay where they are.
+#[utoipa::path(
+    post, path = "/api/v1/connectors/{name}/versions/{version}/approve", tag = "connectors",
+    operation_id = "approve_connector_version",
+    security(("admin_token" = [])),
+    params(VersionPath),
+    responses(
+        (status = 200, description = "Approved; where it stands now.", body = ReleaseStatus),
+        (status = 404, description = "No such version.", body = ErrorBody),
+    ),
+)]
+async fn approve(
+    State(app): State<AppState>,
+    _admin: AdminOnly,
+    Path((name, version)): Path<(String, String)>,
+) -> Answer<ReleaseStatus> {
+    Ok(Json(ops::releases::approve(&app, &name, &version).await?))
+}
+
+/// Roll a connector version out to a share of connections (admin).
+///
+/// Serves the version to `percent` of the connections following `latest`,
+/// chosen stably by connection id. While it rolls out, a failure ratio
+/// above the previous version's by `[registry] rollback_margin` (over at
+/// least `rollback_min_attempts` attempts) rolls it back automatically:
+/// blocked, state `rolled_back`, and a `switchboard.connector.rolled_back`
+/// alert.
+#[utoipa::path(
+    post, path = "/api/v1/connectors/{name}/versions/{version}/rollout", tag = "connectors",
+    operation_id = "rollout_connector_version",
+    security(("admin_token" = [])),
+    params(VersionPath),
+    request_body(content = RolloutBody, example = json!({"percent": 10})),
+    responses(
+        (status = 200, description = "Rolling out; where it stands now.", body = ReleaseStatus),
+        (status = 404, description = "No such version.", body = ErrorBody),
+        (status = 409, description = "The version is blocked.", body = ErrorBody),
+    ),
+)]
+async fn rollout(
+    State(app): State<AppState>,
+    _admin: AdminOnly,
+    Path((name, version)): Path<(String, String)>,
+    Json(body): Json<RolloutBody>,
+) -> Answer<ReleaseStatus> {
+    Ok(Json(ops::releases::rollout(&app, &name, &version, body.percent).await?))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutBody {
+    /// 0–100: the share of the connections following `latest` to serve.
+    pub percent: u8,
 }
 
 /// Delete a connector version (admin).
@@ -148,7 +235,10 @@ async fn enabled(State(app): State<AppState>, access: WorkspaceAccess) -> Answer
     let connections = app.store().connections(&ws.id, &Page { cursor: None, limit: usize::MAX }).await?;
     let mut by_connector: BTreeMap<String, Vec<EnabledConnection>> = BTreeMap::new();
     for c in &connections {
-        let resolved = app.registry().resolve(&c.connector, &c.version).map(|l| l.manifest().version.clone());
+        let fits = |l: &crate::runtime::LoadedConnector| {
+            crate::validation::connection(l, &c.settings, &c.secret_names).is_empty()
+        };
+        let resolved = app.registry().resolve_for(&c.connector, &c.version, &c.id, &fits);
         by_connector.entry(c.connector.clone()).or_default().push(EnabledConnection::new(c, resolved));
     }
     let records =

@@ -1,5 +1,6 @@
 //! Events, deliveries, attempts and replays: what happened to
-//! everything a workspace emitted, and the levers to retry, cancel and replay.
+//! everything a workspace emitted, and the levers to retry, cancel and replay;
+//! and re-running an attempt on another connector version (`ops::rerun`).
 
 use axum::Router;
 use axum::extract::State;
@@ -10,13 +11,14 @@ use serde_json::{Value, json};
 
 use super::auth::WorkspaceAccess;
 use super::error::ErrorBody;
-use super::limits::check_optional_name;
+use super::limits::{check_name, check_optional_name};
 use super::openapi::WorkspacePath;
 use super::views::{AttemptView, DeliveryView, EventView, List, ReplayView};
-use super::{Answer, ApiError, AppState, Id, Json, PageParams, Query};
+use super::{Answer, ApiError, AppState, Id, Json, PageParams, Path, Query};
 use crate::app::App;
 use crate::model::{DeliveryStatus, Event, EventStatus};
 use crate::ops;
+use crate::ops::rerun::Rerun;
 use crate::store::{DeliveryQuery, EventQuery};
 
 pub fn router() -> Router<AppState> {
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/workspaces/{ws}/deliveries/{id}/attempts", get(attempts))
         .route("/api/v1/workspaces/{ws}/deliveries/{id}/retry", post(retry))
         .route("/api/v1/workspaces/{ws}/deliveries/{id}/cancel", post(cancel))
+        .route("/api/v1/workspaces/{ws}/deliveries/{id}/attempts/{n}/rerun", post(rerun))
         .route("/api/v1/workspaces/{ws}/replays", post(create_replay))
         .route("/api/v1/workspaces/{ws}/replays/{id}", get(show_replay))
 }
@@ -276,6 +279,59 @@ async fn retry(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id)
 )]
 async fn cancel(State(app): State<AppState>, access: WorkspaceAccess, Id(id): Id) -> Answer<DeliveryView> {
     Ok(Json((&ops::deliveries::cancel(&app, &access.workspace, &id).await?).into()))
+}
+
+/// The `{id}` and `{n}` of an attempt's routes.
+#[derive(Deserialize)]
+struct AttemptPath {
+    id: String,
+    n: u32,
+}
+
+/// The version to re-run an attempt on.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"version": "2.0.0"}))]
+struct RerunBody {
+    /// A registered version of the delivery's connector (blocked ones too),
+    /// or `latest`.
+    version: String,
+}
+
+/// Re-run an attempt on another connector version, against its recorded
+/// responses.
+///
+/// The version runs on the delivery's event and fields with the
+/// connection's settings and secrets, and its i-th request is answered with
+/// the attempt's i-th recorded response or error (bodies as recorded: the
+/// first 4 KiB, secrets scrubbed); a request past them fails as
+/// interrupted. Nothing leaves the host and nothing is stored: no attempt is
+/// recorded and the delivery is unchanged.
+#[utoipa::path(
+    post, path = "/api/v1/workspaces/{ws}/deliveries/{id}/attempts/{n}/rerun", tag = "deliveries",
+    operation_id = "rerun_attempt",
+    security(("admin_token" = []), ("secret_key" = [])),
+    params(
+        WorkspacePath,
+        ("id" = String, Path, description = "The delivery's id (`dlv_…`)."),
+        ("n" = u32, Path, description = "The attempt's number (1-based)."),
+    ),
+    request_body = RerunBody,
+    responses(
+        (status = 200, description = "The attempt as it would have been recorded, and how it differs.", body = Rerun),
+        (status = 404, description = "No such delivery or attempt.", body = ErrorBody),
+        (status = 422, description = "`version` is not a registered version of the connector, or the delivery's \
+            event or connection is gone.", body = ErrorBody),
+    ),
+)]
+async fn rerun(
+    State(app): State<AppState>,
+    access: WorkspaceAccess,
+    Path(p): Path<AttemptPath>,
+    Json(b): Json<RerunBody>,
+) -> Answer<Rerun> {
+    check_name("version", &b.version)?;
+    Ok(Json(ops::rerun::rerun(&app, &access.workspace, &p.id, p.n, &b.version).await?))
 }
 
 /// Which deliveries a replay queues again; `{}` replays every failed one.

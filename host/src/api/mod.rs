@@ -7,6 +7,7 @@
 pub mod access;
 pub mod auth;
 pub mod connections;
+pub mod connector_views;
 pub mod connectors;
 pub mod error;
 pub mod events;

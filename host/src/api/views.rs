@@ -12,8 +12,6 @@ use crate::model::{
     Rule, Workspace, rfc3339,
 };
 use crate::outcome::Outcome;
-use crate::registry::{Entry, Origin};
-use crate::runtime::ConnectorManifest as Manifest;
 
 /// The list envelope: `{"count", "limit", "next_cursor", "records"}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -315,115 +313,6 @@ impl From<&ReplayJob> for ReplayView {
             state: j.state,
             created_at: rfc3339(j.created_at),
             updated_at: rfc3339(j.updated_at.max(j.created_at)),
-        }
-    }
-}
-
-/// A connector in the registry: its versions, oldest first, and the newest.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConnectorView {
-    pub name: String,
-    pub versions: Vec<String>,
-    pub latest: Option<String>,
-    pub manifest: Option<Manifest>,
-}
-
-impl ConnectorView {
-    pub fn new(name: &str, versions: &[Entry]) -> Self {
-        let latest = versions.last().map(|e| e.connector.manifest().clone());
-        ConnectorView {
-            name: name.to_string(),
-            versions: versions.iter().map(|e| e.connector.manifest().version.clone()).collect(),
-            latest: latest.as_ref().map(|m| m.version.clone()),
-            manifest: latest,
-        }
-    }
-}
-
-/// One version of a connector and where its compiled artifact came from.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VersionView {
-    pub version: String,
-    pub origin: Origin,
-    pub blocked: bool,
-    /// `compiled` at load, or `cached` from an earlier compilation.
-    pub artifact: &'static str,
-    pub manifest: Manifest,
-}
-
-impl From<&Entry> for VersionView {
-    fn from(e: &Entry) -> Self {
-        let manifest = e.connector.manifest().clone();
-        VersionView {
-            version: manifest.version.clone(),
-            origin: e.origin,
-            blocked: e.blocked,
-            artifact: if e.compiled { "compiled" } else { "cached" },
-            manifest,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UploadedView {
-    pub name: String,
-    pub version: String,
-    pub manifest: Manifest,
-}
-
-/// A block or an unblock, with the connections it paused or resumed.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct BlockView {
-    pub name: String,
-    pub version: String,
-    pub blocked: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub paused_connections: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resumed_connections: Option<Vec<String>>,
-}
-
-/// A workspace's connections of one connector.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EnabledConnector {
-    pub connector: String,
-    pub connections: Vec<EnabledConnection>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EnabledConnection {
-    pub connection: String,
-    pub name: String,
-    pub version: String,
-    /// The version `version` resolves to now; none when it is gone.
-    pub resolved_version: Option<String>,
-    pub active: bool,
-    pub inactive_reason: Option<EnabledReason>,
-}
-
-/// Why an enabled connection does not deliver: its own reason, or that the
-/// version it names no longer resolves.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum EnabledReason {
-    Connection(InactiveReason),
-    /// `connector_version_missing`.
-    Missing(&'static str),
-}
-
-impl EnabledConnection {
-    pub fn new(c: &Connection, resolved_version: Option<String>) -> Self {
-        let inactive_reason = match &resolved_version {
-            None => Some(EnabledReason::Missing("connector_version_missing")),
-            Some(_) => c.inactive_reason.map(EnabledReason::Connection),
-        };
-        EnabledConnection {
-            connection: c.id.clone(),
-            name: c.name.clone(),
-            version: c.version.clone(),
-            active: c.active && resolved_version.is_some(),
-            resolved_version,
-            inactive_reason,
         }
     }
 }

@@ -80,7 +80,8 @@ pub enum ConnectorCommand {
     /// attempt record as JSON.
     Run(RunArgs),
     /// Run one invocation in the real sandbox with HTTP answered from a
-    /// fixture file (no network); fail on any unexpected or missing request.
+    /// fixture file (no network); fail on any unexpected, differing or missing
+    /// request. With --record, run against the network and write the fixture.
     Test(fixture::TestArgs),
     /// Upload a component to a Switchboard server's registry.
     Publish(publish::PublishArgs),

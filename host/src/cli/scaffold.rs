@@ -2,13 +2,14 @@
 //! builds as generated — one action, a README, native unit tests and the
 //! fixtures `connector test` takes.
 //!
-//! The SDK is not on crates.io, so the crate depends on it by path: the
-//! `sdk/` directory of the checkout this binary was built from, baked in at
-//! compile time. The crate has its own `[workspace]` table so it builds
-//! standalone wherever it lives, even inside another workspace's tree.
-//! It starts from the checkout's `Cargo.lock` (cargo prunes what the crate
-//! does not use), so its dependencies are the versions the SDK is tested
-//! with, and the first build needs no registry lookup.
+//! It needs only this binary and a Rust toolchain: the SDK is not on
+//! crates.io, so the crate carries a copy of it, which the binary embeds
+//! ([`vendor`]): the SDK's source in `vendor/switchboard-sdk`, the WIT it
+//! binds in `vendor/wit`, and the crate depends on it by that relative path.
+//! It has its own `[workspace]` table so it builds standalone wherever it
+//! lives, even inside another workspace's tree, and it starts from the
+//! Switchboard workspace's `Cargo.lock`, so its dependencies are the
+//! versions the SDK is tested with.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,6 +17,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{UsageError, failed};
+
+mod vendor;
 
 #[derive(Debug, Args)]
 pub struct NewArgs {
@@ -26,9 +29,6 @@ pub struct NewArgs {
     #[arg(long, value_name = "PATH")]
     pub dir: Option<PathBuf>,
 }
-
-/// Where the SDK was when this binary was compiled.
-const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk");
 
 /// The generated files: (path in the crate, template).
 const FILES: [(&str, &str); 7] = [
@@ -47,16 +47,7 @@ pub fn run(args: NewArgs) -> Result<ExitCode, UsageError> {
     if dir.exists() {
         return Err(UsageError(format!("{} already exists; refusing to overwrite it", dir.display())));
     }
-    let sdk = match std::fs::canonicalize(SDK_DIR) {
-        Ok(p) if p.join("Cargo.toml").is_file() => p,
-        _ => {
-            return Ok(failed(format_args!(
-                "the switchboard-sdk crate is not at {SDK_DIR}, where it was when this binary was built; \
-                 build `switchboard` from a Switchboard checkout"
-            )));
-        }
-    };
-    if let Err(e) = write_crate(&dir, &args.name, &sdk) {
+    if let Err(e) = write_crate(&dir, &args.name) {
         return Ok(failed(e));
     }
     println!("created connector `{}` in {}", args.name, dir.display());
@@ -77,18 +68,17 @@ fn check_name(name: &str) -> Result<(), UsageError> {
     )))
 }
 
-fn write_crate(dir: &Path, name: &str, sdk: &Path) -> Result<(), String> {
+fn write_crate(dir: &Path, name: &str) -> Result<(), String> {
     let krate = format!("switchboard-connector-{name}");
-    let sdk_toml = toml::Value::String(sdk.display().to_string()).to_string();
     let substitutions = [
         ("__CRATE__", krate.clone()),
         ("__LIB__", krate.replace('-', "_")),
         ("__TYPE__", type_name(name)),
         ("__NAME__", name.to_string()),
-        ("__SDK__", sdk_toml),
+        ("__SDK_VERSION__", env!("CARGO_PKG_VERSION").to_string()),
     ];
     // create_dir (not create_dir_all) for the crate itself: a directory that
-    // appeared since the check above is still never overwritten.
+    // appeared since the check in `run` is still never overwritten.
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
@@ -98,18 +88,21 @@ fn write_crate(dir: &Path, name: &str, sdk: &Path) -> Result<(), String> {
         for (placeholder, value) in &substitutions {
             text = text.replace(placeholder, value);
         }
-        let target = dir.join(path);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
-        std::fs::write(&target, text).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        write(dir, path, &text)?;
     }
-    if let Some(lock) = sdk.parent().map(|checkout| checkout.join("Cargo.lock")).filter(|l| l.is_file()) {
-        let target = dir.join("Cargo.lock");
-        std::fs::copy(&lock, &target)
-            .map_err(|e| format!("cannot copy {} to {}: {e}", lock.display(), target.display()))?;
+    for (path, text) in vendor::files() {
+        write(dir, &path, &text)?;
     }
-    Ok(())
+    write(dir, "Cargo.lock", vendor::LOCKFILE)
+}
+
+/// Write `text` to `path` in the crate `dir`, creating the directories on the way.
+fn write(dir: &Path, path: &str, text: &str) -> Result<(), String> {
+    let target = dir.join(path);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&target, text).map_err(|e| format!("cannot write {}: {e}", target.display()))
 }
 
 /// `acme-crm_v2` → `AcmeCrmV2Connector`: the connector's Rust type. The
@@ -137,6 +130,27 @@ mod tests {
         }
         for bad in ["", "Acme", "1crm", "-x", "a b", "crm.io", &"a".repeat(65)] {
             assert!(check_name(bad).unwrap_err().0.contains("invalid connector name"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_crate_carries_the_sdk_and_the_wit_and_depends_on_them_by_relative_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("acme");
+        write_crate(&dir, "acme-crm").unwrap();
+        let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap()).unwrap();
+        assert_eq!(manifest["dependencies"]["switchboard-sdk"]["path"].as_str(), Some(vendor::SDK_DIR));
+        assert!(manifest.contains_key("workspace"), "a workspace of its own");
+        for (path, _) in vendor::files() {
+            assert!(dir.join(&path).is_file(), "{path}");
+        }
+        assert!(dir.join(vendor::SDK_DIR).join("../wit/connector.wit").is_file(), "where generate! looks");
+        assert!(dir.join("Cargo.lock").is_file());
+        for (path, _) in FILES {
+            let text = std::fs::read_to_string(dir.join(path)).unwrap();
+            for placeholder in ["__CRATE__", "__LIB__", "__TYPE__", "__NAME__", "__SDK_VERSION__"] {
+                assert!(!text.contains(placeholder), "{path} still has {placeholder}");
+            }
         }
     }
 

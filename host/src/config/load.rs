@@ -52,6 +52,8 @@ impl Config {
             }
         })?;
         config.validate()?;
+        crate::runtime::transport::HostMap::from_config(&config.egress.map_hosts)
+            .map_err(|e| ConfigError::Invalid(format!("egress.map_hosts.{e}")))?;
         Ok(config)
     }
 }
@@ -222,6 +224,18 @@ mod tests {
         assert!(text.contains("`delivery.concurrency`") && text.contains("lots"), "{text}");
         let err = Config::load(None, env(&[("SWITCHBOARD_EGRESS__ALLOW_EVERYTHING", "true")])).unwrap_err();
         assert!(err.to_string().starts_with("environment variable SWITCHBOARD_EGRESS__ALLOW_EVERYTHING:"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_host_mapping_names_its_key() {
+        let c =
+            Config::load(None, env(&[("SWITCHBOARD_EGRESS__MAP_HOSTS", r#"{"api.hubapi.com" = "127.0.0.1:8081"}"#)]))
+                .unwrap();
+        assert_eq!(c.egress.map_hosts["api.hubapi.com"], "127.0.0.1:8081");
+        let err = Config::load(None, env(&[("SWITCHBOARD_EGRESS__MAP_HOSTS", r#"{"api.hubapi.com" = "fake:8081"}"#)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("configuration: egress.map_hosts.`api.hubapi.com`: `fake:8081` is not"), "{err}");
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Base64 of 32 bytes; generated like the admin token when absent.
     pub master_key: Option<String>,
-    /// Every `*.wasm` here is registered at start (the bundled connectors).
+    /// Every `*.wasm` here is registered at start, after the connectors
+    /// bundled in the binary (`Origin::Directory`).
     pub connectors_dir: Option<PathBuf>,
     pub registry: RegistryConfig,
     pub egress: EgressConfig,

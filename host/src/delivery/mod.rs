@@ -8,7 +8,7 @@
 mod in_flight;
 pub mod limits;
 pub mod retry;
-mod worker;
+pub(crate) mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;

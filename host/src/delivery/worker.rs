@@ -12,7 +12,7 @@ use crate::attempt::AttemptRecord;
 use crate::model::{Connection, Delivery, Event, InactiveReason, now_ms, rfc3339};
 use crate::outcome::Outcome;
 use crate::routing::fields::FieldTemplates;
-use crate::runtime::{EventData, Invocation, Labels};
+use crate::runtime::{EventData, Invocation, Labels, LoadedConnector};
 use crate::secrets::SecretSet;
 use crate::store::{Claimed, Next};
 
@@ -36,7 +36,14 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
         park(app, &d, lease, now).await;
         return;
     }
-    let Some(connector) = app.registry().resolve(&connection.connector, &connection.version) else {
+    // `latest` and requirements skip versions that refuse what this
+    // connection and delivery hold (held back), so an upload cannot break them.
+    let fits = |c: &LoadedConnector| {
+        crate::validation::connection(c, &connection.settings, &connection.secret_names).is_empty()
+            && crate::validation::rule(c, &d.action, &d.fields).is_empty()
+    };
+    let resolved = app.registry().resolve_for(&connection.connector, &connection.version, &connection.id, &fits);
+    let Some(connector) = resolved.map(|r| r.connector) else {
         tracing::warn!(delivery = %d.id, connector = %connection.connector, version = %connection.version, "connector version not registered; waiting");
         let _ = app.store().release(&d.id, lease, now + 5000, now).await;
         return;
@@ -104,6 +111,7 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
         Ok(true) => {
             crate::metrics::attempt_finished(&connection.connector, &record, &next);
             crate::alerts::attempt_finished(app, &connection, &record).await;
+            crate::rollout::attempt_finished(app, &record.connector, &record.connector_version, record.outcome).await;
         }
         Ok(false) => tracing::warn!(delivery = %d.id, "lease lost before the attempt finished; its record was dropped"),
         Err(e) => tracing::error!(delivery = %d.id, error = %e, "recording an attempt"),
@@ -113,10 +121,16 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
     }
 }
 
+/// The delivery's fields rendered for its event.
+pub(crate) fn render_fields(d: &Delivery, event: &Event) -> Result<serde_json::Value, String> {
+    let templates = FieldTemplates::compile(&d.fields).map_err(|e| e.to_string())?;
+    templates.render(&template_context(event)).map_err(|e| e.to_string())
+}
+
 /// The context rule templates render against (the README's architecture section).
-fn render_fields(d: &Delivery, event: &Event) -> Result<serde_json::Value, String> {
+pub(crate) fn template_context(event: &Event) -> serde_json::Value {
     let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
-    let context = json!({
+    json!({
         "event": event.event,
         "payload": payload,
         "resource": event.resource,
@@ -124,9 +138,7 @@ fn render_fields(d: &Delivery, event: &Event) -> Result<serde_json::Value, Strin
         "workspace": event.workspace,
         "id": event.id,
         "created_at": rfc3339(event.created_at),
-    });
-    let templates = FieldTemplates::compile(&d.fields).map_err(|e| e.to_string())?;
-    templates.render(&context).map_err(|e| e.to_string())
+    })
 }
 
 fn synthetic(connection: &Connection, version: &str, n: u32, outcome: Outcome, error: String) -> AttemptRecord {

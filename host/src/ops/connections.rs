@@ -26,7 +26,7 @@ pub const MAX_SECRET_BYTES: usize = 16 << 10;
 #[derive(Debug, Clone)]
 pub struct NewConnection {
     pub connector: String,
-    /// `latest` or an exact version.
+    /// `latest`, an exact version, or a semver requirement (`^1.2`).
     pub version: String,
     pub name: String,
     pub settings: Value,
@@ -148,6 +148,9 @@ fn resolve(app: &App, connector: &str, version: &str) -> Result<LoadedConnector>
     if !app.registry().has(connector) {
         return Err(OpError::Refused(format!("unknown connector `{connector}`")));
     }
+    if let Err(message) = crate::registry::Pin::parse(version) {
+        return Err(OpError::RefusedAt { path: "version".into(), message });
+    }
     app.registry()
         .resolve(connector, version)
         .ok_or_else(|| OpError::Refused(format!("connector `{connector}` has no version `{version}`")))
@@ -193,6 +196,10 @@ async fn check(
             let message = format!("secret `{}` is required: {}", spec.name, spec.description);
             return Err(OpError::RefusedAt { path: format!("secrets.{}", spec.name), message });
         }
+    }
+    // The declared schema first: its faults come with a path.
+    if let Some(e) = crate::validation::settings(connector, settings).into_iter().next() {
+        return Err(OpError::RefusedAt { message: format!("`{}` {}", e.path, e.message), path: e.path });
     }
     app.runtime().validate(connector, &settings.to_string()).await.map_err(|e| match e {
         ValidateError::Rejected(message) => OpError::Refused(format!("invalid settings: {message}")),

@@ -3,8 +3,10 @@
 //! removing one no connection pins, blocking one (the connections pinned
 //! to it pause, `latest` falls back to the newest unblocked version) and
 //! unblocking it. Uploads and blocks outlive restarts (kept on disk).
+//! What a version means for existing connections, approval and rollout
+//! are in `releases.rs`.
 
-use super::{OpError, Result, connections};
+use super::{OpError, Result, connections, releases};
 use crate::app::App;
 use crate::model::InactiveReason;
 use crate::registry::{Entry, Origin, RegistryError};
@@ -12,9 +14,22 @@ use crate::runtime::ConnectorManifest;
 use crate::store::SharedVersion;
 use crate::time::now_ms;
 
-/// Check `bytes` as connector `name` and make it its newest version, live
-/// at once; returns its manifest.
-pub async fn upload(app: &App, name: &str, bytes: &[u8]) -> Result<ConnectorManifest> {
+/// A version uploaded: what it is, where it stands, what it refuses.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub manifest: ConnectorManifest,
+    pub status: releases::ReleaseStatus,
+    pub compatibility: releases::Compatibility,
+}
+
+/// Check `bytes` as connector `name` and make it its newest version: live
+/// at once for the connections it fits, unless it asks for more than the
+/// version before it (then it waits for approval) or `rollout` gives it
+/// only a share of them.
+pub async fn upload(app: &App, name: &str, bytes: &[u8], rollout: Option<u8>) -> Result<Uploaded> {
+    if rollout.is_some_and(|p| p > 100) {
+        return Err(OpError::Invalid { field: "rollout".into(), message: "must be between 0 and 100".into() });
+    }
     let (connector, compiled) =
         app.runtime().load_cached(bytes, &app.artifacts_dir()).await.map_err(|e| OpError::Refused(e.to_string()))?;
     let m = connector.manifest().clone();
@@ -45,6 +60,11 @@ pub async fn upload(app: &App, name: &str, bytes: &[u8]) -> Result<ConnectorMani
     let shared =
         SharedVersion { name: name.to_string(), version: m.version.clone(), sha256: connector.sha256().into() };
     app.store().share_component(&shared, bytes, now_ms()).await?;
+    if let Some(percent) = rollout {
+        // Decided before the version is live, so no delivery runs it outside its share.
+        releases::record(app, name, &m.version, |r| r.rollout = Some(percent)).await?;
+        app.rollout.started(name);
+    }
     match app.registry().register(Entry { connector, origin: Origin::Uploaded, compiled, blocked: false }) {
         Ok(()) => {}
         Err(RegistryError::NotGreater { existing, .. }) => {
@@ -54,8 +74,13 @@ pub async fn upload(app: &App, name: &str, bytes: &[u8]) -> Result<ConnectorMani
         }
         Err(e) => return Err(OpError::Refused(e.to_string())),
     }
-    tracing::info!(connector = %name, version = %m.version, "connector version uploaded and live");
-    Ok(m)
+    let status = releases::status(app, name, &m.version)?;
+    let compatibility = releases::compatibility(app, name, &m.version).await?;
+    tracing::info!(
+        connector = %name, version = %m.version, state = ?status.state, held_back = compatibility.held_back.len(),
+        "connector version uploaded"
+    );
+    Ok(Uploaded { manifest: m, status, compatibility })
 }
 
 /// Remove `name@version` unless a connection pins it exactly.
@@ -101,6 +126,11 @@ pub async fn block(app: &App, name: &str, version: &str) -> Result<Vec<String>> 
 /// connector paused by a block).
 pub async fn unblock(app: &App, name: &str, version: &str) -> Result<Vec<String>> {
     set_blocked(app, name, version, false).await?;
+    if app.registry().release(name, version).rolled_back {
+        // Unblocked by an operator: watched afresh if still in rollout.
+        releases::change(app, name, version, |r| r.rolled_back = false).await?;
+        app.rollout.started(name);
+    }
     let mut resumed = Vec::new();
     for c in connections::everywhere(app).await? {
         if c.connector == name

@@ -7,6 +7,7 @@ pub mod connections;
 pub mod connectors;
 pub mod deliveries;
 pub mod preview;
+pub mod releases;
 pub mod replay;
 pub mod rerun;
 pub mod retention;

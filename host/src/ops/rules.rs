@@ -10,7 +10,8 @@ use super::{OpError, Result};
 use crate::app::App;
 use crate::model::{Rule, now_ms, rfc3339};
 use crate::routing::fields::{FieldError, FieldTemplates};
-use crate::routing::filter::Filter;
+use crate::routing::filter::{Filter, FilterError};
+use crate::validation::{Fields, SchemaError};
 
 pub async fn load(app: &App, workspace: &str, id: &str) -> Result<Rule> {
     app.store().rule(workspace, id).await?.ok_or_else(|| OpError::not_found("rule", id))
@@ -37,30 +38,55 @@ pub async fn remove(app: &App, workspace: &str, id: &str) -> Result<()> {
 
 /// Everything a rule refers to must exist and parse, within its limits.
 async fn check(app: &App, r: &Rule) -> Result<()> {
-    let connection = app
-        .store()
-        .connection(&r.workspace, &r.connection)
-        .await?
-        .ok_or_else(|| OpError::Refused(format!("connection `{}` not found in this workspace", r.connection)))?;
-    if let Some(connector) = app.registry().resolve(&connection.connector, &connection.version)
-        && !connector.manifest().actions.iter().any(|a| a.name == r.action)
-    {
-        let names: Vec<&str> = connector.manifest().actions.iter().map(|a| a.name.as_str()).collect();
-        return Err(OpError::Refused(format!(
-            "connector `{}` has no action `{}` (it has: {})",
-            connection.connector,
-            r.action,
-            names.join(", ")
-        )));
+    Err(match faults(app, r).await?.into_iter().next() {
+        None => return Ok(()),
+        Some(Fault::Connection(m) | Fault::Action(m)) => OpError::Refused(m),
+        Some(Fault::Schema(e)) => OpError::RefusedAt { message: format!("`{}` {}", e.path, e.message), path: e.path },
+        Some(Fault::Filter(e)) => OpError::RefusedAt { path: e.path.clone(), message: e.to_string() },
+        Some(Fault::Field(e)) => OpError::RefusedAt { path: e.path.clone(), message: e.to_string() },
+    })
+}
+
+/// A reason saving a rule is refused.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    Connection(String),
+    Action(String),
+    Schema(SchemaError),
+    Filter(FilterError),
+    Field(FieldError),
+}
+
+/// Every reason saving `r` would be refused, in the order saving reports
+/// the first (a rule preview shows them all).
+pub(crate) async fn faults(app: &App, r: &Rule) -> Result<Vec<Fault>> {
+    let mut faults = Vec::new();
+    match app.store().connection(&r.workspace, &r.connection).await? {
+        None => faults.push(Fault::Connection(format!("connection `{}` not found in this workspace", r.connection))),
+        Some(connection) => {
+            if let Some(connector) = app.registry().resolve(&connection.connector, &connection.version) {
+                if !connector.manifest().actions.iter().any(|a| a.name == r.action) {
+                    let names: Vec<&str> = connector.manifest().actions.iter().map(|a| a.name.as_str()).collect();
+                    faults.push(Fault::Action(format!(
+                        "connector `{}` has no action `{}` (it has: {})",
+                        connection.connector,
+                        r.action,
+                        names.join(", ")
+                    )));
+                }
+                let schema = crate::validation::fields(&connector, &r.action, &r.fields, Fields::Templates);
+                faults.extend(schema.into_iter().map(Fault::Schema));
+            }
+        }
     }
-    if let Some(f) = &r.filter {
-        Filter::parse(f).map_err(|e| OpError::RefusedAt { path: e.path.clone(), message: e.to_string() })?;
+    if let Some(Err(e)) = r.filter.as_ref().map(Filter::parse) {
+        faults.push(Fault::Filter(e));
     }
-    let field_error = |e: FieldError| OpError::RefusedAt { path: e.path.clone(), message: e.to_string() };
-    let templates = FieldTemplates::compile(&r.fields).map_err(field_error)?;
     // A template that breaks a bound on a sample event would break it on every event.
-    templates.dry_run(&sample_event(r)).map_err(field_error)?;
-    Ok(())
+    if let Err(e) = FieldTemplates::compile(&r.fields).and_then(|t| t.dry_run(&sample_event(r))) {
+        faults.push(Fault::Field(e));
+    }
+    Ok(faults)
 }
 
 /// The template context of an event this rule could match, with an empty payload: the dry

@@ -28,14 +28,15 @@ impl Runtime {
         connector: &LoadedConnector,
         secrets: Arc<SecretSet>,
     ) -> anyhow::Result<ReusedInstance> {
-        let mut store = self.new_store(
-            Labels::default(),
+        let grants = super::Grants {
             secrets,
-            "bench".into(),
-            connector.allowed_hosts.clone(),
-            unix_now(),
-            self.inner.transport.clone(),
-        );
+            cache: self.inner.cache.clone(),
+            cache_scope: "bench".into(),
+            allowed_hosts: connector.allowed_hosts.clone(),
+            secret_hosts: connector.allowed_hosts.clone(),
+            transport: self.inner.transport.clone(),
+        };
+        let mut store = self.new_store(Labels::default(), unix_now(), grants);
         let instance = connector.pre.instantiate_async(&mut store).await?;
         Ok(ReusedInstance { store, instance })
     }

@@ -46,6 +46,8 @@ pub struct InvocationIo {
     pub transport: Arc<dyn Transport>,
     pub egress: Arc<EgressPolicy>,
     pub allowed_hosts: Arc<[String]>,
+    /// The hosts this connection's secrets may be sent to (`secret_hosts.rs`).
+    pub secret_hosts: Arc<[String]>,
     pub secrets: Arc<SecretSet>,
     pub cache: Arc<dyn ConnectorCache>,
     /// The connection id: the cache's namespace.
@@ -155,15 +157,29 @@ impl InvocationState {
             self.violate(Violation::Egress(msg.clone()));
             return Err(E::Denied(msg));
         }
+        let mut carries_secret = url_text != req.url;
         let mut headers = Vec::with_capacity(req.headers.len());
         for h in &req.headers {
             let value = secrets.substitute_str(&h.value).map_err(|e| E::Invalid(e.to_string()))?;
+            carries_secret |= value != h.value;
             headers.push((h.name.clone(), value));
         }
         let body = match &req.body {
-            Some(b) => secrets.substitute(b).map_err(|e| E::Invalid(e.to_string()))?,
+            Some(b) => {
+                let substituted = secrets.substitute(b).map_err(|e| E::Invalid(e.to_string()))?;
+                carries_secret |= substituted != *b;
+                substituted
+            }
             None => Vec::new(),
         };
+        // Checked after substitution: a secret written into the host name
+        // itself makes a host no connection allows.
+        let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        if carries_secret && let Some(refusal) = super::secret_hosts::refusal(&self.io.secret_hosts, host) {
+            let msg = secrets.scrub_str(&refusal);
+            self.violate(Violation::Egress(msg.clone()));
+            return Err(E::Denied(msg));
+        }
         let timeout = req
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()))

@@ -32,6 +32,7 @@ mod limits;
 mod manifest;
 pub mod recorded;
 mod schema;
+mod secret_hosts;
 pub mod transport;
 mod verdict;
 mod wasi;
@@ -177,6 +178,11 @@ impl Runtime {
         &self.inner.limits
     }
 
+    /// The `cache` import's storage.
+    pub fn cache(&self) -> &Arc<dyn ConnectorCache> {
+        &self.inner.cache
+    }
+
     /// Compile and link a component, then run its `describe` in the sandbox.
     pub async fn load(&self, bytes: &[u8]) -> Result<LoadedConnector, LoadError> {
         let component = self.compile(bytes)?;
@@ -188,14 +194,7 @@ impl Runtime {
     pub async fn load_component(&self, component: Component, sha256: String) -> Result<LoadedConnector, LoadError> {
         let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(LoadError::WrongWorld)?;
         let pre = ConnectorPre::new(instance_pre).map_err(LoadError::WrongWorld)?;
-        let mut store = self.new_store(
-            Labels::default(),
-            Arc::new(SecretSet::default()),
-            String::new(),
-            Arc::new([]),
-            unix_now(),
-            self.inner.transport.clone(),
-        );
+        let mut store = self.new_store(Labels::default(), unix_now(), self.no_grants(Arc::new([])));
         let described = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -217,14 +216,7 @@ impl Runtime {
             version: connector.manifest.version.clone(),
             ..Labels::default()
         };
-        let mut store = self.new_store(
-            labels,
-            Arc::new(SecretSet::default()),
-            String::new(),
-            connector.allowed_hosts.clone(),
-            unix_now(),
-            self.inner.transport.clone(),
-        );
+        let mut store = self.new_store(labels, unix_now(), self.no_grants(connector.allowed_hosts.clone()));
         let result = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = connector.pre.instantiate_async(&mut store).await?;
             instance.call_validate(&mut store, settings).await
@@ -243,31 +235,34 @@ impl Runtime {
     /// behaviour: every failure becomes an outcome in the record.
     #[tracing::instrument(name = "invoke", skip_all, fields(connector = %labels.connector, version = %labels.version))]
     pub async fn invoke(&self, connector: &LoadedConnector, inv: Invocation, labels: Labels) -> AttemptRecord {
-        self.invoke_via(connector, inv, labels, self.inner.transport.clone()).await
+        self.invoke_via(connector, inv, labels, self.inner.transport.clone(), self.inner.cache.clone()).await
     }
 
     /// [`Runtime::invoke`], with requests leaving through `transport`
-    /// instead of the network (a re-run answers from recorded responses).
+    /// instead of the network and the `cache` import answered by `cache`
+    /// (a re-run answers from recorded responses and keeps its cache writes).
     pub async fn invoke_via(
         &self,
         connector: &LoadedConnector,
         inv: Invocation,
         labels: Labels,
         transport: Arc<dyn Transport>,
+        cache: Arc<dyn ConnectorCache>,
     ) -> AttemptRecord {
         let started_at = now_rfc3339();
         let started = Instant::now();
         // One reading for both `event.attempt-time` and the guest's frozen
         // WASI wall clock, so the two always agree.
         let attempt_time = unix_now();
-        let mut store = self.new_store(
-            labels,
-            inv.secrets.clone(),
-            inv.cache_scope.clone(),
-            connector.allowed_hosts.clone(),
-            attempt_time,
+        let grants = Grants {
+            secrets: inv.secrets.clone(),
+            cache,
+            cache_scope: inv.cache_scope.clone(),
+            allowed_hosts: connector.allowed_hosts.clone(),
+            secret_hosts: secret_hosts::secret_hosts(&connector.manifest, &inv.settings),
             transport,
-        );
+        };
+        let mut store = self.new_store(labels, attempt_time, grants);
         let event = wit_event(&inv, attempt_time);
         let result = tokio::time::timeout(self.inner.limits.wall, async {
             let instance = connector.pre.instantiate_async(&mut store).await?;
@@ -285,22 +280,28 @@ impl Runtime {
         record(connector, inv.attempt, started_at, started, guest, store.into_data())
     }
 
-    fn new_store(
-        &self,
-        labels: Labels,
-        secrets: Arc<SecretSet>,
-        cache_scope: String,
-        allowed_hosts: Arc<[String]>,
-        attempt_time: u64,
-        transport: Arc<dyn Transport>,
-    ) -> Store<InvocationState> {
-        let io = InvocationIo {
-            transport,
-            egress: self.inner.egress.clone(),
-            allowed_hosts,
-            secrets,
+    /// What a call with no connection behind it (`describe`, `validate`)
+    /// is granted: no secrets, no cache scope.
+    fn no_grants(&self, allowed_hosts: Arc<[String]>) -> Grants {
+        Grants {
+            secrets: Arc::new(SecretSet::default()),
             cache: self.inner.cache.clone(),
-            cache_scope,
+            cache_scope: String::new(),
+            allowed_hosts,
+            secret_hosts: Arc::new([]),
+            transport: self.inner.transport.clone(),
+        }
+    }
+
+    fn new_store(&self, labels: Labels, attempt_time: u64, g: Grants) -> Store<InvocationState> {
+        let io = InvocationIo {
+            transport: g.transport,
+            secret_hosts: g.secret_hosts,
+            egress: self.inner.egress.clone(),
+            allowed_hosts: g.allowed_hosts,
+            secrets: g.secrets,
+            cache: g.cache,
+            cache_scope: g.cache_scope,
             limits: self.inner.limits.clone(),
             labels,
         };
@@ -309,6 +310,18 @@ impl Runtime {
         limits::charge_cpu(&mut store, self.inner.limits.cpu);
         store
     }
+}
+
+/// What one invocation's imports may use: the connection's secrets and the
+/// hosts they may go to, its cache, the hosts it may reach, and where its
+/// requests go.
+struct Grants {
+    secrets: Arc<SecretSet>,
+    cache: Arc<dyn ConnectorCache>,
+    cache_scope: String,
+    allowed_hosts: Arc<[String]>,
+    secret_hosts: Arc<[String]>,
+    transport: Arc<dyn Transport>,
 }
 
 /// The event as the guest sees it: everything that came from the emitter

@@ -246,6 +246,10 @@ pub trait Store: Send + Sync + 'static {
     async fn share_block(&self, _name: &str, _version: &str, _blocked: bool) -> Result<()> {
         Ok(())
     }
+    /// An operator's release decision about `name@version`, for the other nodes.
+    async fn share_release(&self, _name: &str, _version: &str, _release: &crate::registry::Release) -> Result<()> {
+        Ok(())
+    }
     /// Hold the replay job until `until` (ms) unless another node holds it
     /// now; true when this node may run it.
     async fn claim_replay(&self, _workspace: &str, _id: &str, _until: i64, _now: i64) -> Result<bool> {
@@ -291,6 +295,8 @@ pub struct SharedRegistry {
     pub uploaded: Vec<SharedVersion>,
     /// `(name, version)` of each blocked version.
     pub blocked: Vec<(String, String)>,
+    /// Release decisions by `name@version`.
+    pub releases: std::collections::BTreeMap<String, crate::registry::Release>,
 }
 
 /// An uploaded connector version, known by its component's hash.

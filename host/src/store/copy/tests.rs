@@ -248,6 +248,7 @@ async fn copies_everything_from(engine: Engine) {
     let shared = SharedRegistry {
         uploaded: vec![SharedVersion { name: name.clone(), version: version.clone(), sha256 }],
         blocked: vec![(name.clone(), version.clone())],
+        releases: Default::default(),
     };
     assert_eq!(target.shared_registry().await.unwrap(), Some(shared));
     assert_eq!(target.shared_component(&name, &version).await.unwrap().as_deref(), Some(&b"\0asm component"[..]));

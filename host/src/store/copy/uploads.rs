@@ -1,8 +1,10 @@
-//! The connector versions uploaded to the single node, and its blocks, made
-//! the cluster's: on one node they are files in `<data_dir>/connectors/`
-//! (`<name>-<version>.wasm`, and `blocked.json` listing `name@version`,
-//! see `ops::connectors` and `registry.rs`); on PostgreSQL the nodes share
-//! them through the store (`Store::share_component`, `share_block`), so
+//! The connector versions uploaded to the single node, its blocks and its
+//! release decisions, made the cluster's: on one node they are files in
+//! `<data_dir>/connectors/` (`<name>-<version>.wasm`, `blocked.json` listing
+//! `name@version`, `releases.json` mapping `name@version` to a decision, see
+//! `ops::connectors`, `ops::releases` and `registry/`); on PostgreSQL the
+//! nodes share them through the store (`Store::share_component`,
+//! `share_block`, `share_release`), so
 //! connections pinned to an uploaded version find it on every new node.
 //! One component is held at a time.
 
@@ -13,6 +15,8 @@ use crate::store::{PgStore, SharedVersion, Store};
 
 /// Where `ops::connectors` records the blocked versions.
 const BLOCKED_FILE: &str = "blocked.json";
+/// Where `ops::releases` records approvals, rollouts and rollbacks.
+const RELEASES_FILE: &str = "releases.json";
 
 /// `(name, version)` from an uploaded component's file name. A name is
 /// `[a-z0-9_-]` (no dot) and a version semver, whose first `-` (a
@@ -73,6 +77,18 @@ pub async fn copy_uploads(dir: &Path, target: &PgStore, copied: &mut Copied) -> 
         if let Some((name, version)) = entry.split_once('@') {
             target.share_block(name, version, true).await.map_err(CopyError::Write)?;
             copied.blocked_versions += 1;
+        }
+    }
+    let releases = dir.join(RELEASES_FILE);
+    let decided = match tokio::fs::read(&releases).await {
+        Ok(bytes) => serde_json::from_slice::<std::collections::BTreeMap<String, crate::registry::Release>>(&bytes)
+            .map_err(|e| CopyError::Uploads { path: releases.clone(), source: e.into() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => return Err(disk(&releases)(e)),
+    };
+    for (key, release) in &decided {
+        if let Some((name, version)) = key.split_once('@') {
+            target.share_release(name, version, release).await.map_err(CopyError::Write)?;
         }
     }
     Ok(())

@@ -7,6 +7,7 @@
 use sqlx::PgPool;
 
 use super::super::{Admission, Result, SharedRegistry, SharedVersion};
+use crate::registry::Release;
 
 /// The advisory-lock namespace of admissions ("SB" + 2; see `cache.rs`):
 /// one lock per connection serialises its count-and-take across nodes.
@@ -21,7 +22,35 @@ pub async fn registry(pool: &PgPool) -> Result<SharedRegistry> {
         sqlx::query_as("SELECT name, version FROM connector_blocks ORDER BY name, version").fetch_all(pool).await?;
     let uploaded =
         uploaded.into_iter().map(|(name, version, sha256)| SharedVersion { name, version, sha256 }).collect();
-    Ok(SharedRegistry { uploaded, blocked })
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT name, version, release FROM connector_releases").fetch_all(pool).await?;
+    let releases = rows
+        .into_iter()
+        // A row this version cannot read (written by a newer one) is no decision.
+        .filter_map(|(name, version, json)| Some((format!("{name}@{version}"), serde_json::from_str(&json).ok()?)))
+        .collect();
+    Ok(SharedRegistry { uploaded, blocked, releases })
+}
+
+pub async fn put_release(pool: &PgPool, name: &str, version: &str, release: &Release) -> Result<()> {
+    if *release == Release::default() {
+        sqlx::query("DELETE FROM connector_releases WHERE name = $1 AND version = $2")
+            .bind(name)
+            .bind(version)
+            .execute(pool)
+            .await?;
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO connector_releases (name, version, release) VALUES ($1, $2, $3) \
+         ON CONFLICT (name, version) DO UPDATE SET release = EXCLUDED.release",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(serde_json::to_string(release).unwrap_or_default())
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 pub async fn put_component(pool: &PgPool, v: &SharedVersion, component: &[u8], now: i64) -> Result<()> {

@@ -304,6 +304,9 @@ impl Store for PgStore {
     async fn share_block(&self, name: &str, version: &str, blocked: bool) -> Result<()> {
         self.call(cluster::set_blocked(&self.pool, name, version, blocked)).await
     }
+    async fn share_release(&self, name: &str, version: &str, release: &crate::registry::Release) -> Result<()> {
+        self.call(cluster::put_release(&self.pool, name, version, release)).await
+    }
     async fn claim_replay(&self, workspace: &str, id: &str, until: i64, now: i64) -> Result<bool> {
         self.call(cluster::claim_replay(&self.pool, &self.node, workspace, id, until, now)).await
     }

@@ -193,9 +193,13 @@ async fn uploads_and_blocks_are_seen_by_every_node() {
     let v = SharedVersion { name: "webhook".into(), version: "1.2.0".into(), sha256: "ab12".into() };
     a.share_component(&v, b"\0asm", 5).await.unwrap();
     a.share_block("webhook", "1.1.0", true).await.unwrap();
+    let rollout = crate::registry::Release { approved: true, rollout: Some(10), rolled_back: false };
+    a.share_release("webhook", "1.2.0", &rollout).await.unwrap();
     let seen = b.shared_registry().await.unwrap().unwrap();
     assert_eq!(seen.uploaded, [v]);
     assert_eq!(seen.blocked, [("webhook".to_string(), "1.1.0".to_string())]);
+    assert_eq!(seen.releases, [("webhook@1.2.0".to_string(), rollout)].into());
+    a.share_release("webhook", "1.2.0", &crate::registry::Release::default()).await.unwrap();
     assert_eq!(b.shared_component("webhook", "1.2.0").await.unwrap().as_deref(), Some(&b"\0asm"[..]));
     a.share_block("webhook", "1.1.0", false).await.unwrap();
     a.unshare_component("webhook", "1.2.0").await.unwrap();

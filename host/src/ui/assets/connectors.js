@@ -1,6 +1,8 @@
-// The connector registry (admin only): every connector, its versions, which
-// are blocked, and Block / Unblock. A workspace key is refused by the API
-// (403); this screen then shows the API's message.
+// The connector registry (admin only): every connector, its versions and
+// where each stands (live, waiting for approval and what it asks for,
+// rolling out to a share, blocked, rolled back), with Approve, Block and
+// Unblock. A workspace key is refused by the API (403); this screen then
+// shows the API's message.
 
 import { get, post } from './api.js';
 import { actionButton, alert, append, fill, h, header, loading, pill, table } from './dom.js';
@@ -33,13 +35,33 @@ function connector(ctx, c, versions, notice) {
       m.description && h('span', { class: 'connector-desc' }, m.description)),
     table([
       { label: 'Version', class: 'c-version', cell: (v) => h('code', { class: 'strong' }, v.version) },
-      { label: 'State', class: 'c-state', cell: (v) => (v.blocked ? pill('blocked') : pill('active', 'available')) },
+      { label: 'State', class: 'c-state', cell: state },
       { label: 'Origin', class: 'c-origin', cell: (v) => v.origin },
       { label: 'Artifact', class: 'c-artifact', cell: (v) => v.artifact },
       { label: 'Actions', class: 'c-actions', cell: (v) => (v.manifest.actions || []).map((a) => a.name).join(', ') },
       { label: 'Hosts', class: 'c-hosts', cell: (v) => (v.manifest.allowed_hosts || []).join(', ') || h('span', { class: 'muted' }, 'any') },
-      { label: '', class: 'right c-button', cell: (v) => toggle(ctx, c.name, v, notice) },
-    ], [...versions].reverse(), { rowProps: (v) => ({ class: 'version-row', dataset: { version: v.version, blocked: v.blocked } }) }));
+      { label: '', class: 'right c-button', cell: (v) => h('span', { class: 'buttons' },
+        v.state === 'pending_approval' && approve(ctx, c.name, v, notice), toggle(ctx, c.name, v, notice)) },
+    ], [...versions].reverse(), {
+      rowProps: (v) => ({ class: 'version-row', dataset: { version: v.version, blocked: v.blocked, state: v.state } }),
+    }));
+}
+
+function state(v) {
+  const label = v.state === 'rolling_out' ? `rolling out ${v.rollout_percent}%` : undefined;
+  const wider = [...(v.widened?.hosts || []).map((x) => `host ${x}`), ...(v.widened?.secrets || []).map((x) => `secret ${x}`)];
+  return h('span', {}, pill(v.state, label),
+    v.state === 'pending_approval' && wider.length ? h('div', { class: 'muted small' }, `asks for ${wider.join(', ')}`) : null);
+}
+
+function approve(ctx, name, v, notice) {
+  const path = `/api/v1/connectors/${encodeURIComponent(name)}/versions/${encodeURIComponent(v.version)}/approve`;
+  return actionButton('Approve', async () => {
+    await post(path);
+    await ctx.refresh();
+    const slot = document.getElementById('connectors-notice');
+    if (slot) slot.replaceChildren(h('div', { class: 'alert alert-info' }, `${name}@${v.version} approved.`));
+  }, { class: 'btn btn-small btn-approve', messageEl: notice });
 }
 
 function toggle(ctx, name, v, notice) {

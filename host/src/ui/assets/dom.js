@@ -66,10 +66,10 @@ export function id(text) {
 const TONES = {
   completed: 'ok', delivered: 'ok', active: 'ok',
   failed: 'bad', rejected_client_error: 'bad', mapping_error: 'bad', connector_error: 'bad',
-  egress_denied: 'bad', auth_failed: 'bad', blocked: 'bad',
+  egress_denied: 'bad', auth_failed: 'bad', blocked: 'bad', rolled_back: 'bad', live: 'ok',
   retrying: 'warn', pending: 'warn', rejected_server_error: 'warn', rate_limited: 'warn',
   timeout: 'warn', network_error: 'warn', internal_error: 'warn', interrupted: 'warn',
-  processing: 'info', running: 'info',
+  processing: 'info', running: 'info', rolling_out: 'info', pending_approval: 'warn',
   waiting: 'muted', paused: 'muted', canceled: 'muted', disabled: 'muted',
 };
 
