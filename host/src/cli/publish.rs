@@ -1,8 +1,9 @@
 //! `switchboard connector publish COMPONENT.wasm --server URL --token TOKEN`:
 //! load the component locally (so a broken build fails here, with the
 //! sandbox's reason), then `PUT /api/v1/connectors/{name}` with its bytes.
-//! The registry answers 201 `{"name", "version", "manifest"}`; that version
-//! is live for new deliveries at once. Any other answer is exit 1 with the
+//! The registry answers 201 with the version's state (`live`,
+//! `pending_approval`, `rolling_out`) and its compatibility report, which
+//! this prints in one line each. Any other answer is exit 1 with the
 //! server's message.
 
 use std::path::PathBuf;
@@ -66,6 +67,19 @@ pub async fn run(args: PublishArgs) -> Result<ExitCode, UsageError> {
         )));
     }
     let version = body["version"].as_str().unwrap_or(&connector.manifest().version);
-    println!("published {name} {version} to {}: live for new deliveries", base.as_str().trim_end_matches('/'));
+    let state = match body["state"].as_str() {
+        Some("pending_approval") => "waiting for an admin's approval of what it asks for beyond the last version",
+        Some("rolling_out") => "rolling out to a share of the connections following `latest`",
+        _ => "live for new deliveries",
+    };
+    println!("published {name} {version} to {}: {state}", base.as_str().trim_end_matches('/'));
+    let count = |key: &str| body["compatibility"][key].as_array().map_or(0, Vec::len);
+    let (refused, rules, held) = (count("refused_connections"), count("refused_rules"), count("held_back"));
+    if refused + rules > 0 {
+        println!(
+            "it refuses {refused} connection(s) and {rules} rule(s); {held} connection(s) following `latest` stay on \
+             their version (see the upload's compatibility report)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

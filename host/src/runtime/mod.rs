@@ -259,7 +259,7 @@ impl Runtime {
             cache,
             cache_scope: inv.cache_scope.clone(),
             allowed_hosts: connector.allowed_hosts.clone(),
-            secret_hosts: secret_hosts::secret_hosts(&connector.manifest, &inv.settings),
+            secret_hosts: secret_hosts::secret_hosts(&connector.manifest, &inv.settings, &inv.secrets),
             transport,
         };
         let mut store = self.new_store(labels, attempt_time, grants);

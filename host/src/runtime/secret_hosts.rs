@@ -1,8 +1,9 @@
 //! Where a connection's secrets may go. A secret is substituted only into a
-//! request to a host the connection allows: the hosts of the URLs in the
-//! connection's own settings (a webhook's `url`, a CRM's `base_url` pointed
-//! at a proxy), and the hosts the connector declares — unless it declares
-//! any host (`*`, such as webhook): then only the settings' hosts. A
+//! request to a host the connection allows: the hosts of the URLs the
+//! connection itself holds — in its settings (a webhook's `url`, a CRM's
+//! `base_url` pointed at a proxy) or as a secret's value (a Slack incoming
+//! webhook URL) — and the hosts the connector declares, unless it declares
+//! any host (`*`, such as webhook): then only the connection's own. A
 //! connector cannot carry a secret to a host of its choosing, whatever its
 //! manifest claims; whoever configured the connection chose where its
 //! credentials go.
@@ -13,23 +14,27 @@ use serde_json::Value;
 
 use super::ConnectorManifest;
 use crate::egress::host_matches;
+use crate::secrets::SecretSet;
 
 /// Settings are searched this deep for URLs…
 const MAX_DEPTH: usize = 4;
 /// …and at most this many string values are looked at.
 const MAX_VALUES: usize = 256;
 
-/// The host patterns a connection with `settings` (JSON text) lets its
-/// secrets reach.
-pub fn secret_hosts(manifest: &ConnectorManifest, settings: &str) -> Arc<[String]> {
+/// The host patterns a connection with `settings` (JSON text) and `secrets`
+/// lets its secrets reach.
+pub fn secret_hosts(manifest: &ConnectorManifest, settings: &str, secrets: &SecretSet) -> Arc<[String]> {
     let mut hosts: Vec<String> = if manifest.allowed_hosts.iter().any(|h| h.trim() == "*") {
         Vec::new()
     } else {
         manifest.allowed_hosts.clone()
     };
+    let mut budget = MAX_VALUES;
     if let Ok(settings) = serde_json::from_str::<Value>(settings) {
-        let mut budget = MAX_VALUES;
         collect(&settings, 0, &mut budget, &mut hosts);
+    }
+    for value in secrets.names().filter_map(|name| secrets.get(name)) {
+        collect(&Value::String(value.to_string()), 0, &mut budget, &mut hosts);
     }
     hosts.sort();
     hosts.dedup();
@@ -81,6 +86,18 @@ fn collect(value: &Value, depth: usize, budget: &mut usize, hosts: &mut Vec<Stri
 mod tests {
     use super::*;
 
+    fn none() -> SecretSet {
+        SecretSet::default()
+    }
+
+    #[test]
+    fn a_url_held_as_a_secret_is_a_host_of_the_connection() {
+        let secrets =
+            SecretSet::new([("webhook_url".to_string(), "https://hooks.slack.com/services/T0/B0/x".to_string())]);
+        let hosts = secret_hosts(&manifest(&["*"]), "{}", &secrets);
+        assert_eq!(&*hosts, ["hooks.slack.com".to_string()]);
+    }
+
     fn manifest(hosts: &[&str]) -> ConnectorManifest {
         ConnectorManifest {
             name: "t".into(),
@@ -96,11 +113,11 @@ mod tests {
 
     #[test]
     fn a_connector_with_declared_hosts_sends_secrets_there_and_to_its_settings_urls() {
-        let hosts = secret_hosts(&manifest(&["api.hubapi.com"]), r#"{"region": "eu"}"#);
+        let hosts = secret_hosts(&manifest(&["api.hubapi.com"]), r#"{"region": "eu"}"#, &none());
         assert!(allows(&hosts, "api.hubapi.com") && allows(&hosts, "API.hubapi.com."));
         assert!(!allows(&hosts, "evil.example"));
         // A base URL the connection points at a proxy is the connection's choice.
-        let hosts = secret_hosts(&manifest(&["api.hubapi.com"]), r#"{"base_url": "http://127.0.0.1:9000"}"#);
+        let hosts = secret_hosts(&manifest(&["api.hubapi.com"]), r#"{"base_url": "http://127.0.0.1:9000"}"#, &none());
         assert!(allows(&hosts, "127.0.0.1") && allows(&hosts, "api.hubapi.com"));
     }
 
@@ -108,9 +125,9 @@ mod tests {
     fn an_any_host_connector_sends_secrets_only_to_the_configured_urls() {
         let settings =
             r#"{"url": "https://hooks.acme.test/in?x=1", "nested": {"backup": ["http://[::1]:9/"]}, "n": 3}"#;
-        let hosts = secret_hosts(&manifest(&["*"]), settings);
+        let hosts = secret_hosts(&manifest(&["*"]), settings, &none());
         assert_eq!(&*hosts, ["::1".to_string(), "hooks.acme.test".to_string()]);
         assert!(!allows(&hosts, "evil.example"));
-        assert!(secret_hosts(&manifest(&["*"]), r#"{"note": "not a url"}"#).is_empty());
+        assert!(secret_hosts(&manifest(&["*"]), r#"{"note": "not a url"}"#, &none()).is_empty());
     }
 }
