@@ -76,31 +76,8 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
             return;
         }
     };
-    let invocation = Invocation {
-        event: EventData {
-            id: event.id.clone(),
-            delivery_id: d.id.clone(),
-            name: event.event.clone(),
-            resource: event.resource.clone(),
-            resource_id: event.resource_id.clone(),
-            payload: event.payload.clone(),
-            created_at: rfc3339(event.created_at),
-            workspace: event.workspace.clone(),
-        },
-        action: d.action.clone(),
-        fields: fields.to_string(),
-        settings: connection.settings.to_string(),
-        secrets: Arc::new(secrets),
-        cache_scope: connection.id.clone(),
-        attempt: n,
-    };
-    let labels = Labels {
-        connector: connector.manifest().name.clone(),
-        version: connector.manifest().version.clone(),
-        workspace: d.workspace.clone(),
-        delivery: d.id.clone(),
-    };
-    let record = app.runtime().invoke(&connector, invocation, labels).await;
+    let invocation = invocation(&d, &event, &connection, &fields, secrets, n);
+    let record = app.runtime().invoke(&connector, invocation, labels(&connector, &d)).await;
     let policy = RetryPolicy { schedule: app.config().retry.schedule.clone(), jitter: app.config().retry.jitter };
     let now = now_ms();
     let next = policy.next(record.outcome, n, record.retry_after_ms, now, rand::random());
@@ -125,6 +102,45 @@ pub async fn attempt(app: &App, claimed: Claimed, lease: &str) {
 pub(crate) fn render_fields(d: &Delivery, event: &Event) -> Result<serde_json::Value, String> {
     let templates = FieldTemplates::compile(&d.fields).map_err(|e| e.to_string())?;
     templates.render(&template_context(event)).map_err(|e| e.to_string())
+}
+
+/// Attempt `n` of delivery `d`: what the connector is called with.
+pub(crate) fn invocation(
+    d: &Delivery,
+    event: &Event,
+    connection: &Connection,
+    fields: &serde_json::Value,
+    secrets: SecretSet,
+    n: u32,
+) -> Invocation {
+    Invocation {
+        event: EventData {
+            id: event.id.clone(),
+            delivery_id: d.id.clone(),
+            name: event.event.clone(),
+            resource: event.resource.clone(),
+            resource_id: event.resource_id.clone(),
+            payload: event.payload.clone(),
+            created_at: rfc3339(event.created_at),
+            workspace: event.workspace.clone(),
+        },
+        action: d.action.clone(),
+        fields: fields.to_string(),
+        settings: connection.settings.to_string(),
+        secrets: Arc::new(secrets),
+        cache_scope: connection.id.clone(),
+        attempt: n,
+    }
+}
+
+/// Who runs an attempt of `d`, for the sandbox's logs.
+pub(crate) fn labels(connector: &LoadedConnector, d: &Delivery) -> Labels {
+    Labels {
+        connector: connector.manifest().name.clone(),
+        version: connector.manifest().version.clone(),
+        workspace: d.workspace.clone(),
+        delivery: d.id.clone(),
+    }
 }
 
 /// The context rule templates render against (the README's architecture section).

@@ -15,11 +15,11 @@ use serde::Serialize;
 use super::{OpError, Result};
 use crate::app::App;
 use crate::attempt::{AttemptRecord, Step, StepRequest};
-use crate::delivery::worker::render_fields;
+use crate::delivery::worker::{invocation, labels, render_fields};
 use crate::model::{Delivery, now_ms, rfc3339};
 use crate::outcome::Outcome;
+use crate::runtime::LoadedConnector;
 use crate::runtime::recorded::{OverlayCache, RecordedTransport};
-use crate::runtime::{EventData, Invocation, Labels, LoadedConnector};
 use crate::secrets::SecretSet;
 
 /// A re-run's answer.
@@ -114,32 +114,9 @@ pub async fn rerun(app: &App, workspace: &str, delivery: &str, n: u32, version: 
         Ok(fields) => {
             let opened = app.master_key().open(&connection.sealed_secrets, &connection.id);
             let secrets = SecretSet::new(opened.map_err(|e| OpError::Sealed(e.to_string()))?);
-            let invocation = Invocation {
-                event: EventData {
-                    id: event.id.clone(),
-                    delivery_id: d.id.clone(),
-                    name: event.event.clone(),
-                    resource: event.resource.clone(),
-                    resource_id: event.resource_id.clone(),
-                    payload: event.payload.clone(),
-                    created_at: rfc3339(event.created_at),
-                    workspace: event.workspace.clone(),
-                },
-                action: d.action.clone(),
-                fields: fields.to_string(),
-                settings: connection.settings.to_string(),
-                secrets: Arc::new(secrets),
-                cache_scope: connection.id.clone(),
-                // The attempt number the original saw, so the connector
-                // decides as it did then.
-                attempt: n,
-            };
-            let labels = Labels {
-                connector: connector.manifest().name.clone(),
-                version: connector.manifest().version.clone(),
-                workspace: d.workspace.clone(),
-                delivery: d.id.clone(),
-            };
+            // The attempt number the original saw, so the connector decides as it did then.
+            let invocation = invocation(&d, &event, &connection, &fields, secrets, n);
+            let labels = labels(&connector, &d);
             let transport = Arc::new(RecordedTransport::new(original.steps.clone()));
             let cache = Arc::new(OverlayCache::new(app.runtime().cache().clone()));
             let record = app.runtime().invoke_via(&connector, invocation, labels, transport.clone(), cache).await;
